@@ -1,0 +1,140 @@
+//! `SyncPolicy`: when syncs and metadata refreshes may run (T1–T5, G1, M2). Pure decisions
+//! over the state and a time passed in; the daemon and the CLI act on them.
+
+use crate::event::SyncTrigger;
+use crate::ids::WorkspaceId;
+use crate::provider::Plan;
+use crate::workspace::{Device, Workspace};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+/// Schedule settings. The defaults are the spec's numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncPolicy {
+    /// T1: time between automatic syncs (6 h).
+    pub interval: TimeDelta,
+    /// T1: the spread added per workspace, `[0, max_jitter)` (30 min).
+    pub max_jitter: TimeDelta,
+    /// T2: cooldown after the start of the previous sync (15 min).
+    pub cooldown: TimeDelta,
+    /// M2/T5: a device's metadata is refreshed at most this often (1 day).
+    pub metadata_max_age: TimeDelta,
+}
+
+impl Default for SyncPolicy {
+    fn default() -> Self {
+        Self {
+            interval: TimeDelta::hours(6),
+            max_jitter: TimeDelta::minutes(30),
+            cooldown: TimeDelta::minutes(15),
+            metadata_max_age: TimeDelta::days(1),
+        }
+    }
+}
+
+/// Why a sync may not start now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Refusal {
+    /// G1.
+    #[error("the {plan} plan does not sync groups; upgrade to Pro or Enterprise")]
+    PlanDoesNotSyncGroups {
+        /// The plan.
+        plan: Plan,
+    },
+    /// No MDM connected.
+    #[error("no MDM is connected; connect one first")]
+    NotConnected,
+    /// T2: within the cooldown.
+    #[error(
+        "a sync started less than 15 minutes ago; the next manual sync is allowed at {allowed_at}"
+    )]
+    Cooldown {
+        /// When a manual sync is allowed again.
+        allowed_at: DateTime<Utc>,
+    },
+}
+
+/// What to do with a trigger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Run a sync now.
+    Start,
+    /// T4: a sync is running; this trigger is folded into it, not queued again.
+    Coalesce,
+    /// Not allowed now.
+    Refused(Refusal),
+}
+
+impl SyncPolicy {
+    /// T1: this workspace's fixed spread, derived from its id so it is stable across restarts
+    /// and different between workspaces.
+    pub fn jitter(&self, workspace: WorkspaceId) -> TimeDelta {
+        let window = self.max_jitter.num_seconds().max(0) as u64;
+        if window == 0 {
+            return TimeDelta::zero();
+        }
+        let bytes = workspace.as_uuid().as_u128().to_le_bytes();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]));
+        TimeDelta::seconds((n % window) as i64)
+    }
+
+    /// T1: when the next automatic sync is due: `interval + jitter` after the last sync started,
+    /// or `now` if none ever ran. `None` if the workspace cannot sync (G1, not connected).
+    pub fn next_scheduled_at(&self, ws: &Workspace, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let id = ws.id()?;
+        if ws.connection().is_none() || !ws.plan().syncs_groups() {
+            return None;
+        }
+        Some(match ws.last_sync() {
+            Some(last) => last.started_at + self.interval + self.jitter(id),
+            None => now,
+        })
+    }
+
+    /// T2: when a manual sync is allowed (`None`: now).
+    pub fn manual_allowed_at(&self, ws: &Workspace, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let allowed = ws.last_sync()?.started_at + self.cooldown;
+        (allowed > now).then_some(allowed)
+    }
+
+    /// Whether a trigger may start a sync now: G1 (plan), connection, T2 (cooldown for manual
+    /// syncs only; a forced manual sync, a confirmation and T3 bypass it), T4 (single flight).
+    pub fn admit(
+        &self,
+        ws: &Workspace,
+        trigger: SyncTrigger,
+        now: DateTime<Utc>,
+        running: bool,
+    ) -> Admission {
+        if !ws.plan().syncs_groups() {
+            return Admission::Refused(Refusal::PlanDoesNotSyncGroups { plan: ws.plan() });
+        }
+        if ws.connection().is_none() {
+            return Admission::Refused(Refusal::NotConnected);
+        }
+        if running {
+            return Admission::Coalesce;
+        }
+        if trigger == SyncTrigger::Manual {
+            if let Some(allowed_at) = self.manual_allowed_at(ws, now) {
+                return Admission::Refused(Refusal::Cooldown { allowed_at });
+            }
+        }
+        Admission::Start
+    }
+
+    /// T1: whether the scheduler should sync now.
+    pub fn scheduled_due(&self, ws: &Workspace, now: DateTime<Utc>) -> bool {
+        self.next_scheduled_at(ws, now).is_some_and(|at| at <= now)
+    }
+
+    /// M2: whether a device's metadata is due for a refresh (never checked, cleared by C4, or
+    /// checked longer ago than `metadata_max_age`).
+    pub fn metadata_due(&self, device: &Device, now: DateTime<Utc>) -> bool {
+        match device.metadata_checked_at {
+            None => true,
+            Some(at) => now - at >= self.metadata_max_age,
+        }
+    }
+}

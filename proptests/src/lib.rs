@@ -1,0 +1,2 @@
+//! Property tests of reconciliation and replay live in `tests/`. This library holds the
+//! generators they share.
