@@ -1,7 +1,7 @@
 //! The `EventStore` contract: checks every store must pass, run by the in-memory store's tests
 //! and by each backend's (`mdmsync-sqlite`). Each check takes a fresh, empty store.
 //!
-//! ```ignore
+//! ```text
 //! mdmsync_core::testkit::contract::run_all(|| MyStore::open_temp()).await;
 //! ```
 
