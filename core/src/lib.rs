@@ -31,6 +31,11 @@ pub mod snapshot;
 pub mod testkit;
 pub mod workspace;
 
+/// The README's Rust blocks, compiled and run as doctests so the embedding example stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use command::Command;
 pub use credentials::{Credentials, CredentialsError};
 pub use error::{ErrorKind, MdmError};
