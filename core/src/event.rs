@@ -615,6 +615,26 @@ impl Event {
         serde_json::from_value(serde_json::json!({ "type": event_type, "data": payload }))
     }
 
+    /// The payload as JSON text, without building a `serde_json::Value` (the fast path stores use).
+    /// Equal to `to_payload().to_string()`.
+    pub fn payload_json(&self) -> Result<String, serde_json::Error> {
+        // Adjacently tagged, compact: `{"type":"<T>","data":<payload>}`; cut out `<payload>`.
+        let tagged = serde_json::to_string(self)?;
+        let prefix = "{\"type\":\"\",\"data\":".len() + self.event_type().len();
+        Ok(tagged[prefix..tagged.len() - 1].to_owned())
+    }
+
+    /// Rebuilds an event from its type tag and a current-version payload given as JSON text.
+    pub fn from_payload_str(event_type: &str, payload: &str) -> Result<Self, serde_json::Error> {
+        let mut tagged = String::with_capacity(payload.len() + event_type.len() + 24);
+        tagged.push_str("{\"type\":");
+        tagged.push_str(&serde_json::to_string(event_type)?);
+        tagged.push_str(",\"data\":");
+        tagged.push_str(payload);
+        tagged.push('}');
+        serde_json::from_str(&tagged)
+    }
+
     /// True for events that change groups or memberships (what G8, G9 and G11 talk about).
     pub fn touches_groups(&self) -> bool {
         matches!(
@@ -645,5 +665,12 @@ mod tests {
         assert_eq!(Event::from_payload(e.event_type(), payload).unwrap(), e);
         let tagged = serde_json::to_value(&e).unwrap();
         assert_eq!(tagged["type"], "MemberAdded");
+        let text = e.payload_json().unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            e.to_payload()
+        );
+        assert_eq!(Event::from_payload_str("MemberAdded", &text).unwrap(), e);
+        assert!(Event::from_payload_str("MemberAdded", "{\"group_id\":1}").is_err());
     }
 }

@@ -83,7 +83,9 @@ proptest! {
         let back: Vec<Event> = json.iter().map(|j| serde_json::from_str(j).unwrap()).collect();
         prop_assert_eq!(Workspace::from_events(&back), d.state.clone());
         let via_payload: Vec<Event> = d.log.iter().map(|e| Event::from_payload(e.event_type(), e.to_payload()).unwrap()).collect();
-        prop_assert_eq!(Workspace::from_events(&via_payload), d.state);
+        prop_assert_eq!(Workspace::from_events(&via_payload), d.state.clone());
+        let via_text: Vec<Event> = d.log.iter().map(|e| Event::from_payload_str(e.event_type(), &e.payload_json().unwrap()).unwrap()).collect();
+        prop_assert_eq!(Workspace::from_events(&via_text), d.state);
     }
 
     /// G4: group names are unique per workspace (trimmed, case-insensitive), whatever happened.
