@@ -19,6 +19,9 @@ pub struct SyncPolicy {
     pub cooldown: TimeDelta,
     /// M2/T5: a device's metadata is refreshed at most this often (1 day).
     pub metadata_max_age: TimeDelta,
+    /// After a failed sync, the first retry comes this long after its start; each further
+    /// consecutive failure doubles it, up to `interval`. Reset by a success (5 min).
+    pub failure_backoff: TimeDelta,
 }
 
 impl Default for SyncPolicy {
@@ -28,6 +31,7 @@ impl Default for SyncPolicy {
             max_jitter: TimeDelta::minutes(30),
             cooldown: TimeDelta::minutes(15),
             metadata_max_age: TimeDelta::days(1),
+            failure_backoff: TimeDelta::minutes(5),
         }
     }
 }
@@ -80,16 +84,42 @@ impl SyncPolicy {
     }
 
     /// T1: when the next automatic sync is due: `interval + jitter` after the last sync started,
-    /// or `now` if none ever ran. `None` if the workspace cannot sync (G1, not connected).
+    /// or `now` if none ever ran. After failures it comes sooner, with a backoff that doubles per
+    /// consecutive failure and resets on success ([`SyncPolicy::failure_delay`]). `None` if the
+    /// workspace cannot sync (G1, not connected).
     pub fn next_scheduled_at(&self, ws: &Workspace, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let id = ws.id()?;
         if ws.connection().is_none() || !ws.plan().syncs_groups() {
             return None;
         }
         Some(match ws.last_sync() {
+            Some(last) if ws.consecutive_failures() > 0 => {
+                last.started_at + self.failure_delay(ws.consecutive_failures())
+            }
             Some(last) => last.started_at + self.interval + self.jitter(id),
             None => now,
         })
+    }
+
+    /// The wait before retrying after `failures` consecutive failed syncs: `failure_backoff`,
+    /// doubled per further failure, never more than `interval`.
+    pub fn failure_delay(&self, failures: u32) -> TimeDelta {
+        let doublings = failures.saturating_sub(1).min(20);
+        let delay = self.failure_backoff * (1i32 << doublings);
+        delay.min(self.interval)
+    }
+
+    /// T5: when the next device's metadata falls due (M2); `None` without devices or a
+    /// connection. Devices never checked are due `now`.
+    pub fn metadata_next_due(&self, ws: &Workspace, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        ws.connection()?;
+        ws.devices()
+            .values()
+            .map(|d| {
+                d.metadata_checked_at
+                    .map_or(now, |at| at + self.metadata_max_age)
+            })
+            .min()
     }
 
     /// T2: when a manual sync is allowed (`None`: now).

@@ -263,6 +263,7 @@ pub struct Workspace {
     pub(crate) last_success: Option<LastSync>,
     pub(crate) last_failure: Option<LastFailure>,
     pub(crate) held: Option<HeldSync>,
+    pub(crate) consecutive_failures: u32,
 }
 
 impl Default for Workspace {
@@ -295,6 +296,7 @@ impl Workspace {
             last_success: None,
             last_failure: None,
             held: None,
+            consecutive_failures: 0,
         }
     }
 
@@ -370,6 +372,10 @@ impl Workspace {
     /// The held sync awaiting confirmation (G11).
     pub fn held(&self) -> Option<&HeldSync> {
         self.held.as_ref()
+    }
+    /// Failed syncs since the last success (drives the scheduler's backoff).
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures
     }
 
     /// Evolves the state by one event. Never fails: events are facts.
@@ -590,6 +596,7 @@ impl Workspace {
                 self.last_sync = Some(last);
                 self.last_failure = None;
                 self.held = None;
+                self.consecutive_failures = 0;
             }
             Event::SyncFailed {
                 sync_id,
@@ -612,6 +619,7 @@ impl Workspace {
                     message: message.clone(),
                     at: *finished_at,
                 });
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
             }
             Event::SyncHeld {
                 sync_id,

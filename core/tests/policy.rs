@@ -141,3 +141,77 @@ fn m2_metadata_due_after_a_day_or_when_never_checked() {
         "C4 makes it due at once"
     );
 }
+
+fn failed(ws: Workspace, n: u32, offset: TimeDelta) -> Workspace {
+    let mut ws = ws;
+    for i in 0..n {
+        let started = t0() + offset;
+        ws.apply(&Event::SyncFailed {
+            sync_id: SyncId(Uuid::from_u128(100 + u128::from(i))),
+            trigger: SyncTrigger::Scheduled,
+            started_at: started,
+            finished_at: started,
+            kind: ErrorKind::ServerError,
+            message: "HTTP 503".into(),
+        });
+    }
+    ws
+}
+
+#[test]
+fn t1_failures_back_off_exponentially_and_reset_on_success() {
+    let p = SyncPolicy::default();
+    let ws = failed(synced_at(TimeDelta::zero()), 1, TimeDelta::hours(6));
+    assert_eq!(ws.consecutive_failures(), 1);
+    assert_eq!(
+        p.next_scheduled_at(&ws, t0()),
+        Some(t0() + TimeDelta::hours(6) + TimeDelta::minutes(5))
+    );
+    let ws = failed(ws, 2, TimeDelta::hours(6));
+    assert_eq!(p.failure_delay(3), TimeDelta::minutes(20));
+    assert_eq!(
+        p.next_scheduled_at(&ws, t0()),
+        Some(t0() + TimeDelta::hours(6) + TimeDelta::minutes(20))
+    );
+    assert_eq!(
+        p.failure_delay(30),
+        TimeDelta::hours(6),
+        "capped at the interval"
+    );
+    let mut ok = ws;
+    ok.apply(&Event::SyncSucceeded {
+        sync_id: SyncId(Uuid::from_u128(9)),
+        trigger: SyncTrigger::Scheduled,
+        started_at: t0() + TimeDelta::hours(7),
+        finished_at: t0() + TimeDelta::hours(7),
+        report: SyncReport::default(),
+        snapshot_digest: String::new(),
+    });
+    assert_eq!(ok.consecutive_failures(), 0);
+    assert_eq!(
+        p.next_scheduled_at(&ok, t0()),
+        Some(t0() + TimeDelta::hours(13) + p.jitter(ok.id().unwrap()))
+    );
+}
+
+#[test]
+fn t5_metadata_next_due_is_the_earliest_device() {
+    let p = SyncPolicy::default();
+    let ws = given(connected_workspace(Provider::Jamf, 2)).state;
+    assert_eq!(
+        p.metadata_next_due(&ws, t0() + TimeDelta::hours(1)),
+        Some(t0() + TimeDelta::days(1))
+    );
+    let ws = given(connected_workspace(Provider::Jamf, 2))
+        .and_command(Command::RegisterDevice {
+            device_id: DeviceId(Uuid::from_u128(77)),
+            serial_number: None,
+            name: None,
+        })
+        .state;
+    assert_eq!(
+        p.metadata_next_due(&ws, t0() + TimeDelta::hours(1)),
+        Some(t0() + TimeDelta::hours(1)),
+        "a new device is due now"
+    );
+}
