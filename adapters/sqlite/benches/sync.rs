@@ -1,0 +1,2 @@
+//! Benchmark (placeholder while being written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Two processes on one file (placeholder while being written).
+fn main() {}
