@@ -124,7 +124,7 @@ impl Sql {
             ),
             workspace_put: format!(
                 "INSERT OR REPLACE INTO {s}proj_workspaces ({}) VALUES
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
                 crate::query::WORKSPACE_COLUMNS
             ),
             checkpoint_get: format!("SELECT position FROM {s}proj_checkpoint WHERE name = ?1"),
@@ -155,14 +155,44 @@ fn schedule(
         });
     }
     if let Some(last) = &row.last_sync {
-        ws.apply(&Event::SyncFailed {
-            sync_id: last.sync_id,
-            trigger: last.trigger,
-            started_at: last.started_at,
-            finished_at: last.finished_at,
-            kind: ErrorKind::ServerError,
-            message: String::new(),
-        });
+        // The policy reads the last sync's start and the failures since the last success
+        // (backoff); replaying that many failures of the last sync's timing reproduces both.
+        // The backoff stops growing long before 64 doublings.
+        let failures = row.consecutive_failures.min(64);
+        let failed = |ws: &mut mdmsync_core::Workspace| {
+            ws.apply(&Event::SyncFailed {
+                sync_id: last.sync_id,
+                trigger: last.trigger,
+                started_at: last.started_at,
+                finished_at: last.finished_at,
+                kind: ErrorKind::ServerError,
+                message: String::new(),
+            })
+        };
+        for _ in 0..failures {
+            failed(&mut ws);
+        }
+        match last.outcome {
+            SyncOutcome::Failed if failures > 0 => {}
+            SyncOutcome::Failed => failed(&mut ws),
+            SyncOutcome::Succeeded => ws.apply(&Event::SyncSucceeded {
+                sync_id: last.sync_id,
+                trigger: last.trigger,
+                started_at: last.started_at,
+                finished_at: last.finished_at,
+                report: Default::default(),
+                snapshot_digest: String::new(),
+            }),
+            SyncOutcome::Held => ws.apply(&Event::SyncHeld {
+                sync_id: last.sync_id,
+                trigger: last.trigger,
+                started_at: last.started_at,
+                finished_at: last.finished_at,
+                reason: mdmsync_core::HoldReason::EmptySnapshot { synced_groups: 0 },
+                report: Default::default(),
+                snapshot_digest: String::new(),
+            }),
+        }
     }
     // "Now" at the beginning of time: the policy then reports the raw instants, which do not
     // depend on when the projection ran (so a rebuild equals the live rows).
@@ -430,6 +460,7 @@ impl<'c> Projector<'c> {
                 });
                 row.last_failure = None;
                 row.held = None;
+                row.consecutive_failures = 0;
             }
             Event::SyncFailed {
                 sync_id,
@@ -453,6 +484,7 @@ impl<'c> Projector<'c> {
                     message: message.clone(),
                     at: *finished_at,
                 });
+                row.consecutive_failures = row.consecutive_failures.saturating_add(1);
             }
             Event::SyncHeld {
                 sync_id,
@@ -533,6 +565,7 @@ impl<'c> Projector<'c> {
                 r.sync_enabled,
                 t(r.manual_allowed_at),
                 t(r.next_scheduled_at),
+                i64::from(r.consecutive_failures),
             ])?;
         Ok(())
     }

@@ -140,6 +140,8 @@ pub struct WorkspaceRow {
     /// T1: when the next automatic sync is due. `None` with `sync_enabled`: never synced, so
     /// due at once.
     pub next_scheduled_at: Option<DateTime<Utc>>,
+    /// Failed syncs since the last success (the scheduler backs off by it).
+    pub consecutive_failures: u32,
 }
 
 impl WorkspaceRow {
@@ -157,6 +159,7 @@ impl WorkspaceRow {
             sync_enabled: false,
             manual_allowed_at: None,
             next_scheduled_at: None,
+            consecutive_failures: 0,
         }
     }
 
@@ -177,7 +180,7 @@ pub(crate) const WORKSPACE_COLUMNS: &str = "workspace_id, name, plan, provider, 
 last_sync_id, last_sync_trigger, last_sync_started_at, last_sync_finished_at, last_sync_outcome, \
 last_success_sync_id, last_success_at, last_failure_sync_id, last_failure_kind, \
 last_failure_message, last_failure_at, held_sync_id, held_reason, held_reason_json, \
-sync_enabled, manual_allowed_at, next_scheduled_at";
+sync_enabled, manual_allowed_at, next_scheduled_at, consecutive_failures";
 
 fn parse_id<T: std::str::FromStr>(s: &str) -> std::result::Result<T, String>
 where
@@ -199,6 +202,7 @@ pub(crate) fn workspace_from_row(
     let sync_enabled: bool = r.get(19)?;
     let manual: Option<String> = r.get(20)?;
     let next: Option<String> = r.get(21)?;
+    let failures: i64 = r.get(22)?;
     Ok((|| {
         let c = |i: usize| cols[i - 5].clone();
         let last_sync = match (c(5), c(6), c(7), c(8), c(9)) {
@@ -250,6 +254,7 @@ pub(crate) fn workspace_from_row(
             sync_enabled,
             manual_allowed_at: opt_time(manual)?,
             next_scheduled_at: opt_time(next)?,
+            consecutive_failures: failures.clamp(0, i64::from(u32::MAX)) as u32,
         })
     })())
 }

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS {s}proj_workspaces (
     held_reason_json      TEXT,
     sync_enabled          INTEGER NOT NULL,
     manual_allowed_at     TEXT,
-    next_scheduled_at     TEXT
+    next_scheduled_at     TEXT,
+    consecutive_failures  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS {s}proj_groups (
     workspace_id TEXT NOT NULL,
