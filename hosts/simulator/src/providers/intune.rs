@@ -418,7 +418,11 @@ pub(crate) fn handle(route: &str, p: &[String], cx: &Cx, req: &Req) -> Response 
                 let parsed = match parse_filter(f) {
                     Ok(p) => p,
                     Err(e) => {
-                        return graph_error(StatusCode::BAD_REQUEST, "Request_UnsupportedQuery", &e);
+                        return graph_error(
+                            StatusCode::BAD_REQUEST,
+                            "Request_UnsupportedQuery",
+                            &e,
+                        );
                     }
                 };
                 let allowed = [
