@@ -336,6 +336,13 @@ impl HttpClient {
                 ));
             }
         };
+        // Query values may be credentials (`?api_key=`); a server echoing them in an error body
+        // must not put them into a message. Short values (`page=0`) are left alone.
+        for (_, v) in url.query_pairs() {
+            if v.len() >= 8 {
+                scrub.add(&SecretString::from(v.into_owned()));
+            }
+        }
         let mut ctx = Ctx {
             provider,
             op,
