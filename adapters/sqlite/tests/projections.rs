@@ -69,7 +69,10 @@ fn rebuild_equals_live_and_verify_is_clean() {
         serde_json::to_value(s.store.devices(s.ws, None).unwrap()).unwrap(),
     );
     assert_eq!(before, after);
-    assert_eq!(s.store.checkpoint().unwrap(), s.store.last_position().unwrap());
+    assert_eq!(
+        s.store.checkpoint().unwrap(),
+        s.store.last_position().unwrap()
+    );
     assert_projection_matches(&s);
 }
 
@@ -143,15 +146,16 @@ fn catch_up_projects_what_the_checkpoint_has_not_seen() {
 fn an_append_projects_the_gap_before_its_own_events() {
     let (_dir, mut s) = scenario_store();
     raw(&s)
-        .execute_batch(
-            "DELETE FROM proj_devices; UPDATE proj_checkpoint SET position = 2;",
-        )
+        .execute_batch("DELETE FROM proj_devices; UPDATE proj_checkpoint SET position = 2;")
         .unwrap();
     s.command(Command::CreateGroup {
         group_id: common::manual(9),
         name: "After the gap".into(),
     });
-    assert_eq!(s.store.checkpoint().unwrap(), s.store.last_position().unwrap());
+    assert_eq!(
+        s.store.checkpoint().unwrap(),
+        s.store.last_position().unwrap()
+    );
     // Positions 1-2 create and connect the workspace; every device comes after, so the
     // replayed gap restores the wiped device rows.
     assert!(s.store.verify().unwrap().is_clean());

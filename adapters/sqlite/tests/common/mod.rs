@@ -209,7 +209,10 @@ pub fn run_full_scenario(s: &mut Scenario, mut check: impl FnMut(&Scenario)) {
     s.fail();
     check(s);
     let (held, events) = s.sync(Snapshot::new(Provider::Jamf), None);
-    assert!(matches!(events.last(), Some(Event::SyncHeld { .. })), "{events:?}");
+    assert!(
+        matches!(events.last(), Some(Event::SyncHeld { .. })),
+        "{events:?}"
+    );
     check(s);
     s.sync(Snapshot::new(Provider::Jamf), Some(held));
     check(s);
@@ -282,7 +285,9 @@ pub fn assert_projection_matches(s: &Scenario) {
         other => panic!("last sync differs: {other:?}"),
     }
     assert_eq!(
-        row.last_success.as_ref().map(|l| (l.sync_id, l.finished_at)),
+        row.last_success
+            .as_ref()
+            .map(|l| (l.sync_id, l.finished_at)),
         ws.last_success().map(|l| (l.sync_id, l.finished_at))
     );
     assert_eq!(
@@ -300,8 +305,16 @@ pub fn assert_projection_matches(s: &Scenario) {
     // T1/T2, as the core's policy computes them at several "now"s.
     let policy = SyncPolicy::default();
     for now in [t0(), s.now, s.now + TimeDelta::hours(7)] {
-        assert_eq!(row.next_due(now), policy.next_scheduled_at(ws, now), "T1 at {now}");
-        assert_eq!(row.manual_allowed(now), policy.manual_allowed_at(ws, now), "T2 at {now}");
+        assert_eq!(
+            row.next_due(now),
+            policy.next_scheduled_at(ws, now),
+            "T1 at {now}"
+        );
+        assert_eq!(
+            row.manual_allowed(now),
+            policy.manual_allowed_at(ws, now),
+            "T2 at {now}"
+        );
     }
 
     let groups = store.groups_with_members(s.ws).expect("groups");
@@ -331,7 +344,9 @@ pub fn assert_projection_matches(s: &Scenario) {
         for m in &g.members {
             assert_eq!(
                 m.serial_number,
-                ws.devices().get(&m.device_id).and_then(|d| d.serial_number.clone())
+                ws.devices()
+                    .get(&m.device_id)
+                    .and_then(|d| d.serial_number.clone())
             );
         }
     }
@@ -351,7 +366,10 @@ pub fn assert_projection_matches(s: &Scenario) {
             d.mdm_user_id.as_deref(),
             md.and_then(|m| m.mdm_user_id.as_ref().map(|u| u.as_str()))
         );
-        assert_eq!(d.mdm_display_name, md.and_then(|m| m.mdm_display_name.clone()));
+        assert_eq!(
+            d.mdm_display_name,
+            md.and_then(|m| m.mdm_display_name.clone())
+        );
         assert_eq!(d.console_url, md.and_then(|m| m.console_url.clone()));
         assert_eq!(d.metadata_checked_at, want.metadata_checked_at);
         assert_eq!(d.ambiguous_candidates, want.ambiguous_candidates);
