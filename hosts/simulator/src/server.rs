@@ -181,6 +181,7 @@ async fn provider_entry(State(app): State<App>, req: Request) -> Response {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
         .unwrap_or_else(|| app.local.clone());
     let fault = app.shared.take_fault(
         method.as_str(),
