@@ -166,7 +166,11 @@ impl HttpClient {
         let client = builder
             .build()
             .map_err(|e| ConfigError::Build(e.without_url().to_string()))?;
-        let limits = HostLimits::new(config.max_concurrent_per_host, config.adaptive);
+        let limits = HostLimits::new(
+            config.max_concurrent_per_host,
+            config.adaptive,
+            config.rate_limit,
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 provider,
@@ -421,6 +425,29 @@ impl HttpClient {
                 None => {}
             }
 
+            // P5 request budget: wait outside the host slot, within the deadline.
+            match self.inner.limits.reserve(&key, self.deadline.remaining()) {
+                Ok(wait) if wait.is_zero() => {}
+                Ok(wait) => {
+                    tracing::debug!(
+                        provider = provider.slug(),
+                        op = %ctx.op,
+                        wait_ms = wait.as_millis() as u64,
+                        "request budget used up; waiting (P5)"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Err(wait) => {
+                    let limit = config.rate_limit.expect("a wait implies a rate limit");
+                    return Err(ctx.fail(
+                        ErrorKind::ServerError,
+                        format!(
+                            "not sent: the request budget of {} per {:?} is used up and the next slot (in {wait:?}) is past the sync deadline",
+                            limit.requests, limit.per
+                        ),
+                    ));
+                }
+            }
             let permit = self.inner.limits.acquire(&key).await;
             let started = Instant::now();
             let sent = builder.send().await;

@@ -31,6 +31,9 @@ pub struct HttpConfig {
     pub max_concurrent_per_host: usize,
     /// Slow down when the host's latency climbs (P5, for Jamf which sends no 429). Off by default.
     pub adaptive: Option<AdaptiveLatency>,
+    /// A documented request budget per host (P5: Iru 10,000 requests per hour). Kept per
+    /// client, so keep one client for the adapter's lifetime. Off by default.
+    pub rate_limit: Option<RateLimit>,
     /// Retries of transient failures (E2).
     pub retry: RetryPolicy,
     /// Most pages any one listing may take before it is refused as a loop (P2). Default 10,000.
@@ -49,6 +52,7 @@ impl Default for HttpConfig {
             max_response_bytes: 64 * 1024 * 1024,
             max_concurrent_per_host: 4,
             adaptive: None,
+            rate_limit: None,
             retry: RetryPolicy::default(),
             max_pages: 10_000,
             use_env_proxy: true,
@@ -57,13 +61,21 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
-    /// The recommended configuration for a provider: Jamf gets 5 connections and adaptive
-    /// latency (it sends no 429, P5); the others 4 connections.
+    /// The recommended configuration for a provider (P5): Jamf gets 5 connections and adaptive
+    /// latency (it sends no 429); Iru its documented 10,000 requests per hour; the others the
+    /// defaults (4 connections).
     pub fn for_provider(provider: Provider) -> Self {
         match provider {
             Provider::Jamf => Self {
                 max_concurrent_per_host: 5,
                 adaptive: Some(AdaptiveLatency::default()),
+                ..Self::default()
+            },
+            Provider::Iru => Self {
+                rate_limit: Some(RateLimit {
+                    requests: 10_000,
+                    per: Duration::from_secs(3600),
+                }),
                 ..Self::default()
             },
             _ => Self::default(),
@@ -131,6 +143,16 @@ impl Default for AdaptiveLatency {
             smoothing: 0.3,
         }
     }
+}
+
+/// P5: at most `requests` requests per `per` to one host, as a token bucket: a full bucket
+/// allows a burst of `requests`, then requests are spaced at `per / requests`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// The window.
+    pub per: Duration,
 }
 
 /// A configuration the client refuses. Convert with [`ConfigError::into_mdm_error`] when it

@@ -77,8 +77,8 @@ pub use auth::Auth;
 pub use classify::status_kind;
 pub use client::{HttpClient, RequestBuilder, Response, ToUrl, USER_AGENT};
 pub use config::{
-    AdaptiveLatency, ConfigError, HttpConfig, RetryPolicy, check_url, endpoint, is_loopback,
-    parse_base_url,
+    AdaptiveLatency, ConfigError, HttpConfig, RateLimit, RetryPolicy, check_url, endpoint,
+    is_loopback, parse_base_url,
 };
 pub use deadline::Deadline;
 pub use oauth::{ClientCredentials, TokenCache, refresh_margin};

@@ -1,10 +1,11 @@
 //! P5: per-host concurrency limit, and the adaptive slow-down for hosts whose latency climbs.
 
-use crate::config::AdaptiveLatency;
+use crate::config::{AdaptiveLatency, RateLimit};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use url::Url;
 
 /// The limiter key of a URL: `host:port`.
@@ -20,7 +21,52 @@ pub(crate) fn host_key(url: &Url) -> String {
 pub(crate) struct HostLimits {
     max: usize,
     adaptive: Option<AdaptiveLatency>,
+    rate: Option<RateLimit>,
     hosts: Mutex<HashMap<String, Arc<HostState>>>,
+}
+
+/// A token bucket: holds up to `capacity` requests, refilled continuously at `capacity / per`.
+/// Taking a token may drive the level below zero: that is a reservation, and the caller waits
+/// until the level would have been back at zero, so concurrent callers queue in order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucket {
+    level: f64,
+    updated: Instant,
+}
+
+impl Bucket {
+    pub(crate) fn full(limit: RateLimit, now: Instant) -> Self {
+        Self {
+            level: f64::from(limit.requests.max(1)),
+            updated: now,
+        }
+    }
+
+    /// Takes one request's token at `now`. Returns how long to wait before sending, or, if
+    /// that is longer than `max_wait`, `Err(wait)` without taking anything.
+    pub(crate) fn take(
+        &mut self,
+        limit: RateLimit,
+        now: Instant,
+        max_wait: Option<Duration>,
+    ) -> Result<Duration, Duration> {
+        let capacity = f64::from(limit.requests.max(1));
+        let rate = capacity / limit.per.as_secs_f64().max(f64::EPSILON);
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        let level = (self.level + elapsed * rate).min(capacity);
+        let after = level - 1.0;
+        let wait = if after >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-after / rate)
+        };
+        if max_wait.is_some_and(|m| wait > m) {
+            return Err(wait);
+        }
+        self.level = after;
+        self.updated = now;
+        Ok(wait)
+    }
 }
 
 #[derive(Debug)]
@@ -30,6 +76,8 @@ struct HostState {
     slow_lane: Arc<Semaphore>,
     /// EMA of latency in seconds; `None` before the first sample.
     ema: Mutex<Option<f64>>,
+    /// Request budget, when a rate limit is configured.
+    bucket: Mutex<Option<Bucket>>,
 }
 
 /// Held while a request is in flight; dropping it frees the host slot.
@@ -54,12 +102,35 @@ impl HostPermit {
 }
 
 impl HostLimits {
-    pub(crate) fn new(max: usize, adaptive: Option<AdaptiveLatency>) -> Self {
+    pub(crate) fn new(
+        max: usize,
+        adaptive: Option<AdaptiveLatency>,
+        rate: Option<RateLimit>,
+    ) -> Self {
         Self {
             max: max.max(1),
             adaptive,
+            rate,
             hosts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// P5 request budget: how long to wait before the next request to `key` may go, the
+    /// token taken. `Err(wait)` when the wait exceeds `max_wait` (nothing taken).
+    pub(crate) fn reserve(
+        &self,
+        key: &str,
+        max_wait: Option<Duration>,
+    ) -> Result<Duration, Duration> {
+        let Some(limit) = self.rate else {
+            return Ok(Duration::ZERO);
+        };
+        let state = self.state(key);
+        let now = Instant::now();
+        let mut bucket = state.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        bucket
+            .get_or_insert_with(|| Bucket::full(limit, now))
+            .take(limit, now, max_wait)
     }
 
     fn state(&self, key: &str) -> Arc<HostState> {
@@ -71,6 +142,7 @@ impl HostLimits {
                     permits: Arc::new(Semaphore::new(self.max)),
                     slow_lane: Arc::new(Semaphore::new(1)),
                     ema: Mutex::new(None),
+                    bucket: Mutex::new(None),
                 })
             })
             .clone()
@@ -139,6 +211,7 @@ mod tests {
                 pause: Duration::ZERO,
                 smoothing: 0.5,
             }),
+            None,
         );
         assert_eq!(limits.latency("h:443"), None);
         let p = limits.acquire("h:443").await;
@@ -150,5 +223,32 @@ mod tests {
             host_key(&Url::parse("https://h.example/x").unwrap()),
             "h.example:443"
         );
+    }
+
+    #[test]
+    fn p5_bucket_allows_a_burst_then_spaces_requests() {
+        let limit = RateLimit {
+            requests: 3,
+            per: Duration::from_secs(3),
+        };
+        let t0 = Instant::now();
+        let mut b = Bucket::full(limit, t0);
+        for _ in 0..3 {
+            assert_eq!(b.take(limit, t0, None), Ok(Duration::ZERO));
+        }
+        // Empty: the 4th waits one refill interval (1 s), the 5th two.
+        let w4 = b.take(limit, t0, None).unwrap();
+        assert!((w4.as_secs_f64() - 1.0).abs() < 1e-6, "{w4:?}");
+        let w5 = b.take(limit, t0, None).unwrap();
+        assert!((w5.as_secs_f64() - 2.0).abs() < 1e-6, "{w5:?}");
+        // A wait beyond what the caller accepts takes nothing.
+        let refused = b.take(limit, t0, Some(Duration::from_millis(500)));
+        assert!(refused.is_err());
+        // 10 s later the bucket is full again (capped at 3).
+        let later = t0 + Duration::from_secs(10);
+        for _ in 0..3 {
+            assert_eq!(b.take(limit, later, None), Ok(Duration::ZERO));
+        }
+        assert!(b.take(limit, later, None).unwrap() > Duration::ZERO);
     }
 }

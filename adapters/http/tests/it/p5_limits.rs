@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use mdmsync_core::ErrorKind;
-use mdmsync_http::{AdaptiveLatency, Auth, HttpConfig, Url};
+use mdmsync_http::{AdaptiveLatency, Auth, HttpConfig, RateLimit, Url};
 use std::time::Duration;
 
 async fn slow_server(delay: Duration) -> (Url, InFlight) {
@@ -145,4 +145,61 @@ async fn requests_carry_the_mdmsync_user_agent_and_accept_json() {
         .unwrap();
     assert_eq!(v["ua"], format!("mdmsync/{}", env!("CARGO_PKG_VERSION")));
     assert_eq!(v["accept"], "application/json");
+}
+
+#[tokio::test]
+async fn p5_request_budget_spaces_requests_and_respects_the_deadline() {
+    let hits = crate::common::Counter::default();
+    let h = hits.clone();
+    let base = serve(Router::new().route(
+        "/x",
+        get(move || {
+            h.bump();
+            async { "{}" }
+        }),
+    ))
+    .await;
+    let url = base.join("x").unwrap();
+    // 1 request per 300 ms: the second waits for the bucket to refill.
+    let http = client_with(HttpConfig {
+        rate_limit: Some(RateLimit {
+            requests: 1,
+            per: Duration::from_millis(300),
+        }),
+        ..config()
+    });
+    let start = std::time::Instant::now();
+    for _ in 0..2 {
+        http.get_json::<serde_json::Value>("read", &url, &Auth::None)
+            .await
+            .unwrap();
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(hits.get(), 2);
+
+    // 2 per 20 s inside a 2 s deadline: the third is refused without being sent.
+    let http = client_with(HttpConfig {
+        rate_limit: Some(RateLimit {
+            requests: 2,
+            per: Duration::from_secs(20),
+        }),
+        ..config()
+    })
+    .with_deadline(mdmsync_http::Deadline::after(Duration::from_secs(2)));
+    for _ in 0..2 {
+        http.get_json::<serde_json::Value>("read", &url, &Auth::None)
+            .await
+            .unwrap();
+    }
+    let err = http
+        .get_json::<serde_json::Value>("read", &url, &Auth::None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::ServerError), "{err}");
+    assert!(err.to_string().contains("request budget"), "{err}");
+    assert_eq!(hits.get(), 4);
 }
