@@ -1183,3 +1183,44 @@ async fn big_generated_fleet_is_served() {
     assert_eq!(v["results"].as_array().unwrap().len(), 2000);
     assert_eq!(v["results"][1999]["id"], "20000");
 }
+
+#[tokio::test]
+async fn binary_prints_its_address_first_and_reads_toml_scenarios() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(
+        &file,
+        "[[devices]]\nid = 1\nserial_number = \"C02TOML00001\"\ndevice_name = \"Mac\"\n\n[[groups]]\nid = 4\nname = \"From TOML\"\nmembers = [1]\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mdmsim"))
+        .args(["--provider", "simplemdm", "--port", "0", "--scenario"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let origin = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line was {line:?}"))
+        .to_owned();
+    assert!(origin.starts_with("http://127.0.0.1:"));
+    let v: Value = client()
+        .get(format!("{origin}/api/v1/assignment_groups"))
+        .basic_auth("mdmsim-api-key", Some(""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(v["data"][0]["attributes"]["name"], "From TOML");
+    assert_eq!(v["data"][0]["id"], 4);
+}
