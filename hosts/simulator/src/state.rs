@@ -65,9 +65,7 @@ impl World {
                 }
                 _ => {}
             }
-            if let Some(u) = &d.user
-                && let Some(uid) = ids::user_id(provider, &u.id)
-            {
+            if let Some(uid) = d.user.as_ref().and_then(|u| ids::user_id(provider, &u.id)) {
                 users.entry(uid).or_insert(i);
             }
         }
