@@ -190,7 +190,6 @@ impl Pager {
         loop {
             self.check_bound(page)?;
             let p = fetch(page).await?;
-            self.check_size(page, p.items.len(), page_size)?;
             let expected = *total.get_or_insert(p.total);
             if p.total != expected {
                 return Err(self.fail(format!(
@@ -199,7 +198,9 @@ impl Pager {
                 )));
             }
             let len = p.items.len();
+            // Repeated ids first: the more telling diagnosis when a page is also too long.
             seen.admit(self, page, p.items, &mut id, &mut out)?;
+            self.check_size(page, len, page_size)?;
             if out.len() as u64 >= expected {
                 break;
             }
@@ -293,9 +294,9 @@ impl Pager {
             }
             self.check_bound(page)?;
             let items = fetch(page).await?;
-            self.check_size(page, items.len(), size)?;
             let len = items.len();
             seen.admit(self, page, items, &mut id, &mut out)?;
+            self.check_size(page, len, size)?;
             match end {
                 PageEnd::ShortPage if len < size as usize => break,
                 PageEnd::EmptyPage if len == 0 => break,

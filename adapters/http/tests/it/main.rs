@@ -7,3 +7,4 @@ mod e2_retries;
 mod p2_pagination;
 mod p4_oauth;
 mod p5_limits;
+mod sim;
