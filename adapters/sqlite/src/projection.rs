@@ -17,8 +17,8 @@ use crate::query::{
 use crate::upcast::Upcasters;
 use chrono::{DateTime, Utc};
 use mdmsync_core::{
-    ConnectionSettings, ErrorKind, Event, GroupSource, Plan, Position, RecordedEvent, SyncPolicy,
-    WorkspaceId,
+    ConnectionSettings, DeviceId, ErrorKind, Event, GroupId, GroupSource, Plan, Position,
+    RecordedEvent, SyncPolicy, WorkspaceId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -41,10 +41,20 @@ pub(crate) struct Projector<'c> {
     policy: &'c SyncPolicy,
     sql: Sql,
     workspaces: HashMap<WorkspaceId, WorkspaceRow>,
+    /// Whether a group exists in the projection (a member of an unknown group is ignored,
+    /// as in `Workspace::apply`); filled as groups are created, deleted or looked up.
+    groups_known: HashMap<(WorkspaceId, GroupId), bool>,
+    /// `MemberAdded` rows waiting to be written in multi-row statements.
+    pending_adds: Vec<(WorkspaceId, GroupId, DeviceId, Option<String>)>,
 }
 
+/// Rows per multi-row membership insert.
+const ADD_CHUNK: usize = 128;
+
 struct Sql {
-    member_add: String,
+    member_add_head: String,
+    member_add_tail: &'static str,
+    group_exists: String,
     member_remove: String,
     members_clear: String,
     device_register: String,
@@ -65,11 +75,12 @@ struct Sql {
 impl Sql {
     fn new(s: &str) -> Self {
         Self {
-            member_add: format!(
-                "INSERT INTO {s}proj_memberships (workspace_id, group_id, device_id, via)
-                 SELECT ?1, ?2, ?3, ?4 WHERE EXISTS
-                   (SELECT 1 FROM {s}proj_groups WHERE workspace_id = ?1 AND group_id = ?2)
-                 ON CONFLICT (workspace_id, group_id, device_id) DO UPDATE SET via = excluded.via"
+            member_add_head: format!(
+                "INSERT INTO {s}proj_memberships (workspace_id, group_id, device_id, via) VALUES "
+            ),
+            member_add_tail: " ON CONFLICT (workspace_id, group_id, device_id) DO UPDATE SET via = excluded.via",
+            group_exists: format!(
+                "SELECT 1 FROM {s}proj_groups WHERE workspace_id = ?1 AND group_id = ?2"
             ),
             member_remove: format!(
                 "DELETE FROM {s}proj_memberships WHERE workspace_id = ?1 AND group_id = ?2 AND device_id = ?3"
@@ -211,6 +222,8 @@ impl<'c> Projector<'c> {
             policy,
             sql: Sql::new(schema_prefix),
             workspaces: HashMap::new(),
+            groups_known: HashMap::new(),
+            pending_adds: Vec::new(),
         }
     }
 
@@ -222,6 +235,66 @@ impl<'c> Projector<'c> {
             .query_row([CHECKPOINT], |r| r.get(0))
             .optional()?;
         Ok(p.unwrap_or(0) as u64)
+    }
+
+    fn group_exists(&mut self, ws: WorkspaceId, group: GroupId) -> Result<bool> {
+        if let Some(known) = self.groups_known.get(&(ws, group)) {
+            return Ok(*known);
+        }
+        let mut wb = [0u8; 36];
+        let mut gb = [0u8; 36];
+        let exists = self
+            .conn
+            .prepare_cached(&self.sql.group_exists)?
+            .query_row(
+                params![uuid_text(&ws.0, &mut wb), uuid_text(&group.0, &mut gb)],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        self.groups_known.insert((ws, group), exists);
+        Ok(exists)
+    }
+
+    /// Writes the pending `MemberAdded` rows, in order, in multi-row statements.
+    fn flush_adds(&mut self) -> Result<()> {
+        if self.pending_adds.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending_adds);
+        for chunk in pending.chunks(ADD_CHUNK) {
+            let mut sql =
+                String::with_capacity(self.sql.member_add_head.len() + chunk.len() * 16 + 96);
+            sql.push_str(&self.sql.member_add_head);
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str("(?,?,?,?)");
+            }
+            sql.push_str(self.sql.member_add_tail);
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut texts: Vec<String> = Vec::with_capacity(chunk.len() * 3);
+            for (ws, g, d, _) in chunk {
+                texts.push(ws.0.to_string());
+                texts.push(g.0.to_string());
+                texts.push(d.0.to_string());
+            }
+            let mut idx = 1;
+            for (i, (_, _, _, via)) in chunk.iter().enumerate() {
+                for t in &texts[i * 3..i * 3 + 3] {
+                    stmt.raw_bind_parameter(idx, t.as_str())?;
+                    idx += 1;
+                }
+                stmt.raw_bind_parameter(idx, via.as_deref())?;
+                idx += 1;
+            }
+            stmt.raw_execute()?;
+        }
+        let mut pending = pending;
+        pending.clear();
+        self.pending_adds = pending;
+        Ok(())
     }
 
     fn workspace(&mut self, id: WorkspaceId) -> Result<&mut WorkspaceRow> {
@@ -259,18 +332,28 @@ impl<'c> Projector<'c> {
         let mut gb = [0u8; 36];
         let mut db = [0u8; 36];
         let conn = self.conn;
+        if !matches!(event, Event::MemberAdded { .. }) {
+            self.flush_adds()?;
+        }
         match event {
             Event::MemberAdded {
                 group_id,
                 device_id,
                 via,
             } => {
-                conn.prepare_cached(&self.sql.member_add)?.execute(params![
-                    uuid_text(&ws.0, &mut wb),
-                    uuid_text(&group_id.0, &mut gb),
-                    uuid_text(&device_id.0, &mut db),
-                    via.as_ref().map(|v| v.as_str()),
-                ])?;
+                if self.group_exists(ws, *group_id)? {
+                    self.pending_adds.push((
+                        ws,
+                        *group_id,
+                        *device_id,
+                        via.as_ref().map(|v| v.as_str().to_owned()),
+                    ));
+                    if self.pending_adds.len() >= ADD_CHUNK {
+                        self.flush_adds()?;
+                    }
+                }
+                self.workspace(ws)?.stream_version = stream_version;
+                return Ok(());
             }
             Event::MemberRemoved {
                 group_id,
@@ -382,6 +465,7 @@ impl<'c> Projector<'c> {
                     ])?;
             }
             Event::GroupDeleted { group_id, .. } => {
+                self.groups_known.insert((ws, *group_id), false);
                 let (w, g) = (uuid_text(&ws.0, &mut wb), uuid_text(&group_id.0, &mut gb));
                 conn.prepare_cached(&self.sql.group_delete)?
                     .execute(params![w, g])?;
@@ -516,6 +600,7 @@ impl<'c> Projector<'c> {
 
     /// Writes the workspaces touched since the last flush and moves the checkpoint to `to`.
     pub(crate) fn finish(&mut self, to: Position) -> Result<()> {
+        self.flush_adds()?;
         let mut rows: Vec<WorkspaceRow> = self.workspaces.drain().map(|(_, r)| r).collect();
         rows.sort_by_key(|r| r.workspace_id);
         for mut row in rows {
