@@ -372,14 +372,16 @@ impl HttpClient {
             attempt += 1;
             let timeout = self.deadline.cap(config.request_timeout);
             if timeout.is_zero() {
+                let tried = attempt - 1;
                 let (kind, detail) = match last {
                     Some((k, d)) => (
                         k,
-                        format!("{d}; gave up after {} attempt(s): the sync deadline passed", attempt - 1),
+                        format!("{d}; gave up after {tried} attempt(s): the sync deadline passed"),
                     ),
                     None => (
                         ErrorKind::ConnectionFailed,
-                        "the sync deadline passed before the request was sent (timeout); no HTTP status"
+                        "the sync deadline passed before the request was sent (timeout); \
+                         no HTTP status"
                             .to_owned(),
                     ),
                 };
@@ -456,7 +458,7 @@ impl HttpClient {
                     permit.record(started.elapsed());
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    match read_body(resp, config.max_response_bytes).await {
+                    match read_body(resp, config.max_response_bytes, method == Method::HEAD).await {
                         Ok(body) => Ok((status, headers, body)),
                         Err(BodyError::TooLarge) => {
                             return Err(ctx.fail(
@@ -613,8 +615,13 @@ enum BodyError {
     Transport(Transport),
 }
 
-async fn read_body(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, BodyError> {
-    if resp.content_length().is_some_and(|n| n > max as u64) {
+async fn read_body(
+    mut resp: reqwest::Response,
+    max: usize,
+    head: bool,
+) -> Result<Vec<u8>, BodyError> {
+    // A HEAD answer announces the resource's length but carries no body.
+    if !head && resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(BodyError::TooLarge);
     }
     let mut body = Vec::new();
@@ -723,7 +730,7 @@ impl<'a> RequestBuilder<'a> {
 
     /// Appends query parameters (percent-encoded).
     pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
-        if let Ok(url) = &mut self.url {
+        if let (Ok(url), false) = (&mut self.url, pairs.is_empty()) {
             let mut q = url.query_pairs_mut();
             for (k, v) in pairs {
                 q.append_pair(k, v);
