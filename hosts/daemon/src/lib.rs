@@ -1,0 +1,3 @@
+//! # mdmsync-daemon
+//!
+//! `mdmsyncd`, the long-running host of mdmsync. It decides when each workspace syncs.
