@@ -98,6 +98,16 @@ fn main() {
         "# mdmsync-sqlite bench: scale {scale}: {} devices, {} groups, {} memberships, replay {} events",
         sizes.devices, sizes.groups, sizes.memberships, sizes.replay_events
     );
+    figure(
+        "mem.size_of_event",
+        std::mem::size_of::<Event>() as f64,
+        "bytes",
+    );
+    figure(
+        "mem.size_of_envelope",
+        std::mem::size_of::<mdmsync_core::EventEnvelope>() as f64,
+        "bytes",
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteEventStore::open(dir.path().join("bench.db")).expect("open store");
     let ws_id = WorkspaceId(Uuid::from_u128(0xBE_0000));
@@ -274,7 +284,7 @@ fn main() {
     let mut resync_parts = Vec::new();
     let mut n = 0u128;
     let max_resyncs = 100;
-    while (version as u64) < sizes.replay_events && (n as usize) < max_resyncs || n == 0 {
+    while (version < sizes.replay_events && (n as usize) < max_resyncs) || n == 0 {
         n += 1;
         for k in 0..churn {
             let g = (k + n as usize * 7) % shifts.len();
