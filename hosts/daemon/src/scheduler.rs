@@ -790,10 +790,14 @@ impl Scheduler {
             inner: inner.clone(),
             workspace,
         };
+        let epoch = lock(&inner.state)
+            .workspaces
+            .get(&workspace)
+            .map_or(0, |e| e.connection_epoch);
         lock(&self.inner.jobs).spawn(async move {
             let _guard = guard;
             let end = inner.run_job(workspace, kind).await;
-            inner.finish(workspace, &end).await;
+            inner.finish(workspace, &end, epoch).await;
             if let Some(reply) = reply {
                 let _ = reply.send(end);
             }
@@ -953,7 +957,7 @@ impl Inner {
             }
         };
         let end = tokio::select! {
-            end = self.leased_work(workspace, kind, credentials, &host) => end,
+            end = self.leased_work(workspace, kind, &host) => end,
             () = renew => {
                 warn!(workspace = %workspace, "lost the sync lease to another process; abandoned the sync, nothing appended");
                 JobEnd::TimedOut
@@ -970,7 +974,6 @@ impl Inner {
         self: &Arc<Self>,
         workspace: WorkspaceId,
         kind: JobKind,
-        credentials: mdmsync_core::Credentials,
         host: &str,
     ) -> JobEnd {
         // Fresh state: another process may have done the work while we waited for the lease.
@@ -1011,6 +1014,18 @@ impl Inner {
         let client = match cached {
             Some(c) => c,
             None => {
+                // Read after the fresh state, so new credentials (C4) are never cached under
+                // an old connection or the other way round.
+                let credentials = match self.vault.load(workspace).await {
+                    Ok(Some(c)) if c.provider() == connection.provider => c,
+                    Ok(_) => {
+                        return JobEnd::Error(format!(
+                            "no {} credentials are stored for this workspace; connect it again (mdmsync connect)",
+                            connection.provider.display_name()
+                        ));
+                    }
+                    Err(e) => return JobEnd::Error(e.to_string()),
+                };
                 let built = self.factory.connect(
                     workspace,
                     connection.provider,
@@ -1033,7 +1048,6 @@ impl Inner {
                 }
             }
         };
-        drop(credentials);
 
         let mut metadata = None;
         if work.metadata {
@@ -1169,7 +1183,7 @@ impl Inner {
 
     /// Bookkeeping after a job: catch the workspace up with what it appended, and set or
     /// clear the daemon's own backoff.
-    async fn finish(&self, workspace: WorkspaceId, end: &JobEnd) {
+    async fn finish(&self, workspace: WorkspaceId, end: &JobEnd, epoch_at_start: u64) {
         if let Err(e) = self.refresh_entry(workspace).await {
             warn!(workspace = %workspace, error = %e, "reading the workspace after its sync failed");
         }
@@ -1179,6 +1193,12 @@ impl Inner {
             return;
         };
         match end {
+            // The connection changed while the job ran (a provider change mid-sync makes the
+            // old sync fail): not the daemon's fault, and the new connection is due at once.
+            JobEnd::Error(message) if e.connection_epoch != epoch_at_start => {
+                info!(workspace = %workspace, error = %message, "the connection changed during the job; starting over with the new one");
+                e.local = None;
+            }
             JobEnd::Error(message) => {
                 let failures = e.local.as_ref().map_or(0, |l| l.failures) + 1;
                 let retry_at = now + self.policy.failure_delay(failures);
