@@ -274,16 +274,19 @@ impl<'c> Projector<'c> {
             }
             sql.push_str(self.sql.member_add_tail);
             let mut stmt = self.conn.prepare_cached(&sql)?;
-            let mut texts: Vec<String> = Vec::with_capacity(chunk.len() * 3);
+            // All ids of the chunk as text in one buffer: 36 bytes each, three per row.
+            let mut texts = String::with_capacity(chunk.len() * 108);
+            let mut b = [0u8; 36];
             for (ws, g, d, _) in chunk {
-                texts.push(ws.0.to_string());
-                texts.push(g.0.to_string());
-                texts.push(d.0.to_string());
+                texts.push_str(uuid_text(&ws.0, &mut b));
+                texts.push_str(uuid_text(&g.0, &mut b));
+                texts.push_str(uuid_text(&d.0, &mut b));
             }
             let mut idx = 1;
             for (i, (_, _, _, via)) in chunk.iter().enumerate() {
-                for t in &texts[i * 3..i * 3 + 3] {
-                    stmt.raw_bind_parameter(idx, t.as_str())?;
+                for k in 0..3 {
+                    let at = (i * 3 + k) * 36;
+                    stmt.raw_bind_parameter(idx, &texts[at..at + 36])?;
                     idx += 1;
                 }
                 stmt.raw_bind_parameter(idx, via.as_deref())?;

@@ -187,7 +187,6 @@ pub(crate) fn configure(conn: &Connection, wal: bool) -> Result<()> {
     }
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF;
-         PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -32768;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);

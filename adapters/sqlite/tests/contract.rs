@@ -202,3 +202,38 @@ async fn g10_concurrent_writers_with_retries_lose_nothing() {
     let report = second.verify().unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+/// The shared-metadata batch path stores exactly what the envelope path stores, with the
+/// same version check (G10).
+#[test]
+fn append_events_with_shared_metadata_equals_the_envelope_path() {
+    let a = SqliteEventStore::open_in_memory().unwrap();
+    let b = SqliteEventStore::open_in_memory().unwrap();
+    let w = ws(3);
+    let batch: Vec<EventEnvelope> = (0..70).map(|n| device(w, n)).collect();
+    let events: Vec<Event> = batch.iter().map(|e| e.event.clone()).collect();
+    let meta = batch[0].meta.clone();
+    let oa = a
+        .append_blocking(w, ExpectedVersion::NoStream, batch.clone())
+        .unwrap();
+    let ob = b
+        .append_events(w, ExpectedVersion::NoStream, &meta, &events)
+        .unwrap();
+    assert_eq!(oa, ob);
+    assert_eq!(
+        a.read_all_blocking(Position(0), usize::MAX).unwrap(),
+        b.read_all_blocking(Position(0), usize::MAX).unwrap()
+    );
+    assert_eq!(
+        serde_json::to_value(a.export(Position(0), usize::MAX).unwrap()).unwrap(),
+        serde_json::to_value(b.export(Position(0), usize::MAX).unwrap()).unwrap()
+    );
+    let err = b
+        .append_events(w, ExpectedVersion::Exact(69), &meta, &events[..1])
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { actual: 70, .. }),
+        "{err:?}"
+    );
+    assert!(b.verify().unwrap().is_clean());
+}
