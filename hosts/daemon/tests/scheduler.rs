@@ -369,6 +369,7 @@ async fn t4_two_daemons_on_one_database_never_sync_a_workspace_at_once() {
     g.add_permits(10);
     a.wait_idle().await;
     assert_eq!(w.tracker.max(), 1);
+    assert_eq!(client.fetches(), 1);
     // After A is done, B catches up from the log: nothing due.
     w.advance(TimeDelta::minutes(2));
     assert_eq!(b.tick().await, 0);
