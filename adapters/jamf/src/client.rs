@@ -252,30 +252,15 @@ impl JamfClient {
             )
             .await
             .map_err(|e| hint(e, HINT_GROUPS))?;
-        let mut seen: HashMap<JamfId, (Option<String>, Option<bool>)> = HashMap::new();
-        let mut out = Vec::with_capacity(listed.len());
-        for g in listed {
-            match seen.get(&g.id) {
-                Some((name, smart)) if *name == g.name && *smart == g.smart_group => {
-                    tracing::warn!(group = %g.id, "Jamf listed a computer group twice; kept once");
-                }
-                Some(_) => {
-                    return Err(http.error(
-                        ErrorKind::ServerError,
-                        OP,
-                        format!(
-                            "group id {} is listed twice with different names or types; the listing is inconsistent, nothing was applied",
-                            g.id
-                        ),
-                    ));
-                }
-                None => {
-                    seen.insert(g.id.clone(), (g.name.clone(), g.smart_group));
-                    out.push(g);
-                }
-            }
-        }
-        Ok(out)
+        dedupe_groups(listed).map_err(|id| {
+            http.error(
+                ErrorKind::ServerError,
+                OP,
+                format!(
+                    "group id {id} is listed twice with different names or types; the listing is inconsistent, nothing was applied"
+                ),
+            )
+        })
     }
 
     /// Every computer matching `filter` (all when `None`), with `sections`, page by page
@@ -407,6 +392,105 @@ impl JamfClient {
     }
 }
 
+/// Keeps the first of identical repeats (a known Jamf quirk: `/api/v1/computer-groups` can list
+/// a group twice); the id of a group listed twice with different names or types is an error.
+fn dedupe_groups(listed: Vec<ComputerGroup>) -> Result<Vec<ComputerGroup>, JamfId> {
+    let mut seen: HashMap<JamfId, (Option<String>, Option<bool>)> = HashMap::new();
+    let mut out = Vec::with_capacity(listed.len());
+    for g in listed {
+        match seen.get(&g.id) {
+            Some((name, smart)) if *name == g.name && *smart == g.smart_group => {
+                tracing::warn!(group = %g.id, "Jamf listed a computer group twice; kept once");
+            }
+            Some(_) => return Err(g.id),
+            None => {
+                seen.insert(g.id.clone(), (g.name.clone(), g.smart_group));
+                out.push(g);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What one sweep yields: the snapshot's groups, the metadata index and the management ids.
+struct Assembled {
+    groups: Vec<MdmGroup>,
+    by_serial: HashMap<String, Vec<MdmDeviceRecord>>,
+    management_ids: HashMap<String, String>,
+}
+
+/// G3: every listed group (empty ones too) with the computers whose `groupMemberships` name
+/// it. A group seen only in memberships (created between the two calls) is included when it
+/// has a name. A computer without `groupMemberships` means the server ignored the section: the
+/// sweep is unusable (an error detail), never a snapshot of empty groups.
+fn assemble(listed: Vec<ComputerGroup>, computers: &[Computer]) -> Result<Assembled, String> {
+    let kind = |smart: Option<bool>| match smart {
+        Some(true) => GroupKind::Smart,
+        Some(false) => GroupKind::Static,
+        None => GroupKind::Unknown,
+    };
+    let mut groups: Vec<MdmGroup> = Vec::with_capacity(listed.len());
+    let mut position: HashMap<JamfId, usize> = HashMap::with_capacity(listed.len());
+    for g in listed {
+        position.insert(g.id.clone(), groups.len());
+        groups.push(MdmGroup {
+            id: MdmGroupId::new(g.id.0),
+            name: g.name.unwrap_or_default(),
+            kind: kind(g.smart_group),
+            members: Vec::new(),
+        });
+    }
+    let mut by_serial: HashMap<String, Vec<MdmDeviceRecord>> = HashMap::new();
+    let mut management_ids = HashMap::with_capacity(computers.len());
+    for c in computers {
+        let Some(memberships) = &c.group_memberships else {
+            return Err(format!(
+                "computer {} came without groupMemberships although section GROUP_MEMBERSHIPS was requested; nothing was applied",
+                c.id
+            ));
+        };
+        let mut seen = HashSet::with_capacity(memberships.len());
+        for m in memberships {
+            if !seen.insert(&m.group_id) {
+                continue;
+            }
+            let at = match position.get(&m.group_id) {
+                Some(&at) => at,
+                None => match non_blank(m.group_name.as_deref()) {
+                    Some(name) => {
+                        tracing::info!(group = %m.group_id, "Jamf group seen in memberships but not in the group list; included");
+                        position.insert(m.group_id.clone(), groups.len());
+                        groups.push(MdmGroup {
+                            id: MdmGroupId::new(m.group_id.0.clone()),
+                            name,
+                            kind: kind(m.smart_group),
+                            members: Vec::new(),
+                        });
+                        groups.len() - 1
+                    }
+                    None => {
+                        tracing::warn!(group = %m.group_id, "Jamf group membership without a listed group or name; skipped");
+                        continue;
+                    }
+                },
+            };
+            groups[at].members.push(MdmDeviceId::new(c.id.0.clone()));
+        }
+        let (key, rec, mgmt) = record(c);
+        if let Some(m) = mgmt {
+            management_ids.insert(c.id.0.clone(), m);
+        }
+        if let (Some(key), Some(rec)) = (key, rec) {
+            by_serial.entry(key).or_default().push(rec);
+        }
+    }
+    Ok(Assembled {
+        groups,
+        by_serial,
+        management_ids,
+    })
+}
+
 #[async_trait]
 impl MdmClient for JamfClient {
     fn provider(&self) -> Provider {
@@ -452,71 +536,12 @@ impl MdmClient for JamfClient {
         let listed = self.list_groups(&http).await?;
         let computers = self.inventory(&http, OP, &SNAPSHOT_SECTIONS, None).await?;
 
-        let mut groups: Vec<MdmGroup> = Vec::with_capacity(listed.len());
-        let mut position: HashMap<JamfId, usize> = HashMap::with_capacity(listed.len());
-        let kind = |smart: Option<bool>| match smart {
-            Some(true) => GroupKind::Smart,
-            Some(false) => GroupKind::Static,
-            None => GroupKind::Unknown,
-        };
-        for g in listed {
-            position.insert(g.id.clone(), groups.len());
-            groups.push(MdmGroup {
-                id: MdmGroupId::new(g.id.0),
-                name: g.name.unwrap_or_default(),
-                kind: kind(g.smart_group),
-                members: Vec::new(),
-            });
-        }
-        let mut by_serial: HashMap<String, Vec<MdmDeviceRecord>> = HashMap::new();
-        let mut management_ids = HashMap::with_capacity(computers.len());
-        for c in &computers {
-            let Some(memberships) = &c.group_memberships else {
-                return Err(http.error(
-                    ErrorKind::ServerError,
-                    OP,
-                    format!(
-                        "computer {} came without groupMemberships although section GROUP_MEMBERSHIPS was requested; nothing was applied",
-                        c.id
-                    ),
-                ));
-            };
-            let mut seen = HashSet::with_capacity(memberships.len());
-            for m in memberships {
-                if !seen.insert(&m.group_id) {
-                    continue;
-                }
-                let at = match position.get(&m.group_id) {
-                    Some(&at) => at,
-                    None => match non_blank(m.group_name.as_deref()) {
-                        // Created between the group list and the sweep: keep it.
-                        Some(name) => {
-                            tracing::info!(group = %m.group_id, "Jamf group seen in memberships but not in the group list; included");
-                            position.insert(m.group_id.clone(), groups.len());
-                            groups.push(MdmGroup {
-                                id: MdmGroupId::new(m.group_id.0.clone()),
-                                name,
-                                kind: kind(m.smart_group),
-                                members: Vec::new(),
-                            });
-                            groups.len() - 1
-                        }
-                        None => {
-                            tracing::warn!(group = %m.group_id, "Jamf group membership without a listed group or name; skipped");
-                            continue;
-                        }
-                    },
-                };
-                groups[at].members.push(MdmDeviceId::new(c.id.0.clone()));
-            }
-            let (key, rec, mgmt) = record(c);
-            if let Some(m) = mgmt {
-                management_ids.insert(c.id.0.clone(), m);
-            }
-            if let (Some(key), Some(rec)) = (key, rec) {
-                by_serial.entry(key).or_default().push(rec);
-            }
-        }
+        let Assembled {
+            groups,
+            by_serial,
+            management_ids,
+        } = assemble(listed, &computers)
+            .map_err(|detail| http.error(ErrorKind::ServerError, OP, detail))?;
         {
             let mut state = self.state();
             state.management_ids.extend(management_ids);
@@ -656,6 +681,91 @@ fn refused(http: &HttpClient, id: &JamfId, mgmt: &str) -> MdmError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn g3_assemble_joins_memberships_to_the_listed_groups() {
+        let groups: Vec<ComputerGroup> = fixture("computer_groups_v1.json");
+        let p0: crate::wire::InventoryPage = fixture("computers_inventory_v3_page0.json");
+        let p1: crate::wire::InventoryPage = fixture("computers_inventory_v4_page1.json");
+        let computers: Vec<Computer> = p0.results.into_iter().chain(p1.results).collect();
+        let a = assemble(groups, &computers).unwrap();
+        let members = |id: &str| -> Vec<String> {
+            let g = a.groups.iter().find(|g| g.id.as_str() == id).unwrap();
+            g.members.iter().map(|m| m.as_str().to_owned()).collect()
+        };
+        assert_eq!(a.groups.len(), 3);
+        assert_eq!(members("1"), ["7", "9"], "string and int group ids meet");
+        assert_eq!(
+            members("4"),
+            Vec::<String>::new(),
+            "an empty static group is kept"
+        );
+        assert_eq!(members("12"), ["7"]);
+        assert_eq!(a.groups[0].kind, GroupKind::Smart);
+        assert_eq!(a.groups[1].kind, GroupKind::Static);
+        // Metadata and management ids from the same pass; computer 9 had no sections.
+        assert_eq!(
+            a.by_serial["C02FIX000007"][0].user_name.as_deref(),
+            Some("Ada Lovelace")
+        );
+        assert_eq!(a.by_serial.len(), 2);
+        assert_eq!(a.management_ids.len(), 2);
+        assert!(!a.management_ids.contains_key("9"));
+    }
+
+    #[test]
+    fn g3_a_group_only_seen_in_memberships_is_included_and_a_missing_section_is_an_error() {
+        let computers: Vec<Computer> = serde_json::from_value(serde_json::json!([
+            {"id": "1", "groupMemberships": [
+                {"groupId": 99, "groupName": "Created Just Now", "smartGroup": false},
+                {"groupId": "99", "groupName": "Created Just Now", "smartGroup": false},
+                {"groupId": "98"}
+            ]},
+            {"id": 2, "groupMemberships": [{"groupId": "99", "groupName": "Created Just Now"}]}
+        ]))
+        .unwrap();
+        let a = assemble(vec![], &computers).unwrap();
+        assert_eq!(
+            a.groups.len(),
+            1,
+            "a membership without a name or listed group is skipped"
+        );
+        assert_eq!(a.groups[0].name, "Created Just Now");
+        let ids: Vec<&str> = a.groups[0].members.iter().map(|m| m.as_str()).collect();
+        assert_eq!(ids, ["1", "2"], "a repeated membership counts once");
+
+        let no_section: Vec<Computer> =
+            serde_json::from_value(serde_json::json!([{"id": "3", "groupMemberships": null}]))
+                .unwrap();
+        let err = assemble(vec![], &no_section).err().unwrap();
+        assert!(err.contains("without groupMemberships"), "{err}");
+    }
+
+    #[test]
+    fn p2_identical_repeats_in_the_group_list_are_kept_once_conflicts_refused() {
+        let listed: Vec<ComputerGroup> = serde_json::from_value(serde_json::json!([
+            {"id": "1", "name": "A", "smartGroup": true},
+            {"id": 1, "name": "A", "smartGroup": true},
+            {"id": "2", "name": "B", "smartGroup": false}
+        ]))
+        .unwrap();
+        let kept = dedupe_groups(listed).unwrap();
+        assert_eq!(
+            kept.iter().map(|g| g.id.0.as_str()).collect::<Vec<_>>(),
+            ["1", "2"]
+        );
+        let conflicting: Vec<ComputerGroup> = serde_json::from_value(serde_json::json!([
+            {"id": "1", "name": "A", "smartGroup": true},
+            {"id": "1", "name": "A renamed", "smartGroup": true}
+        ]))
+        .unwrap();
+        assert_eq!(dedupe_groups(conflicting).err().unwrap().0, "1");
+    }
 
     #[test]
     fn m1_serial_filters_are_quoted_rsql() {
