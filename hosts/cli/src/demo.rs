@@ -47,7 +47,8 @@ impl Narrator {
     }
 
     fn show(&self, out: &Output) {
-        for line in out.human.lines() {
+        // The commands' "Next: …" hints are for people at a prompt; the demo goes on by itself.
+        for line in out.human.lines().filter(|l| !l.starts_with("Next:")) {
             self.say(&format!("  {line}"));
         }
     }

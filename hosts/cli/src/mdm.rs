@@ -4,8 +4,9 @@
 use crate::app::App;
 use crate::output::CliError;
 use mdmsync_core::workspace::Workspace;
-use mdmsync_core::{Credentials, ErrorKind, MdmClient, MdmError, Provider, WorkspaceId};
+use mdmsync_core::{Credentials, MdmClient, MdmError, Provider, WorkspaceId};
 use mdmsync_http::HttpConfig;
+use mdmsync_providers::{ConnectError, ConnectOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,18 +53,15 @@ fn env_u64(name: &str) -> Result<Option<u64>, CliError> {
 /// HTTP tuning from `MDMSYNC_HTTP_ATTEMPTS`, `MDMSYNC_HTTP_RETRY_DELAY_MS` and
 /// `MDMSYNC_HTTP_TIMEOUT_SECS` on top of the provider's recommended configuration; `None`
 /// when none is set.
-pub fn http_from_env(
-    provider: Provider,
-    extra_ca_pem: &[String],
-) -> Result<Option<HttpConfig>, CliError> {
+pub fn http_from_env(provider: Provider) -> Result<Option<HttpConfig>, CliError> {
     let attempts = env_u64(ENV_HTTP_ATTEMPTS)?;
     let delay = env_u64(ENV_HTTP_RETRY_DELAY_MS)?;
     let timeout = env_u64(ENV_HTTP_TIMEOUT_SECS)?;
     if attempts.is_none() && delay.is_none() && timeout.is_none() {
         return Ok(None);
     }
-    let mut config = HttpConfig::for_provider(provider);
-    config.extra_ca_pem = extra_ca_pem.to_vec();
+    // The extra CA goes through `ConnectOptions::extra_ca_pem`, which adds it to this.
+    let mut config = mdmsync_providers::default_http(provider);
     if let Some(n) = attempts {
         config.retry.max_attempts = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
     }
@@ -90,25 +88,26 @@ pub fn parse_credentials(
     provider: Provider,
     pairs: Vec<(String, String)>,
 ) -> Result<Credentials, CliError> {
-    Credentials::new(
-        provider,
-        pairs
-            .into_iter()
-            .map(|(k, v)| (k, secrecy::SecretString::from(v))),
-    )
-    .map_err(|e| CliError::Failed(e.to_string()))
+    mdmsync_providers::parse_credentials(provider, pairs)
+        .map_err(|e| CliError::Failed(e.to_string()))
 }
 
-/// A client for `provider` with these credentials and options.
+/// A client for `provider` with these credentials and options (no network call yet).
 pub fn client(
     provider: Provider,
-    _credentials: &Credentials,
-    _options: &MdmOptions,
+    credentials: &Credentials,
+    options: &MdmOptions,
 ) -> Result<Arc<dyn MdmClient>, ClientError> {
-    Err(ClientError::Mdm(MdmError::new(
-        ErrorKind::ConnectionFailed,
-        format!("this build has no {} adapter yet", provider.display_name()),
-    )))
+    let options = ConnectOptions {
+        base_url: options.base_url.clone(),
+        login_url: options.login_url.clone(),
+        extra_ca_pem: options.extra_ca_pem.clone(),
+        http: options.http.clone(),
+    };
+    mdmsync_providers::connect(provider, credentials, &options).map_err(|e| match e {
+        ConnectError::Config(e) => ClientError::Mdm(e),
+        other => ClientError::Config(other.to_string()),
+    })
 }
 
 impl App {
@@ -120,7 +119,7 @@ impl App {
         login_url: Option<String>,
     ) -> Result<MdmOptions, CliError> {
         let extra_ca_pem = self.extra_ca_pem()?;
-        let http = http_from_env(provider, &extra_ca_pem)?;
+        let http = http_from_env(provider)?;
         Ok(MdmOptions {
             base_url,
             login_url,
