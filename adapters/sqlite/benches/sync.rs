@@ -231,49 +231,62 @@ fn main() {
     let raw = rusqlite::Connection::open(&raw_path).expect("raw db");
     raw.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768;
-         CREATE TABLE raw_events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL,
-           stream_version INTEGER NOT NULL, event_type TEXT NOT NULL, event_version INTEGER NOT NULL,
-           payload TEXT NOT NULL, recorded_at TEXT NOT NULL, actor TEXT NOT NULL, sync_id TEXT,
-           cause TEXT NOT NULL);",
+",
     )
     .expect("raw schema");
     let stream = ws_id.to_string();
     let sync = SyncId(Uuid::from_u128(0x5E_0000)).to_string();
-    let t = Instant::now();
-    {
-        let tx = raw.unchecked_transaction().expect("tx");
+    // Run twice into fresh tables and keep the faster run (the conservative baseline on a
+    // shared machine).
+    let raw_insert_once = |table: &str| -> Duration {
+        raw.execute_batch(&format!(
+            "CREATE TABLE {table} (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL,
+               stream_version INTEGER NOT NULL, event_type TEXT NOT NULL,
+               event_version INTEGER NOT NULL, payload TEXT NOT NULL, recorded_at TEXT NOT NULL,
+               actor TEXT NOT NULL, sync_id TEXT, cause TEXT NOT NULL);"
+        ))
+        .expect("raw table");
+        let t = Instant::now();
         {
-            let mut stmt = tx
-                .prepare(
-                    "INSERT INTO raw_events (stream_id, stream_version, event_type, event_version,
+            let tx = raw.unchecked_transaction().expect("tx");
+            {
+                let mut stmt = tx
+                    .prepare(&format!(
+                        "INSERT INTO {table} (stream_id, stream_version, event_type, event_version,
                        payload, recorded_at, actor, sync_id, cause)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .expect("prepare");
-            for i in 0..n_initial as u64 {
-                let payload = format!(
-                    r#"{{"group_id":"{}","device_id":"{}","via":"m{}"}}"#,
-                    Uuid::from_u128(0x6E_0000_0000 + u128::from(i % 2_000)),
-                    Uuid::from_u128(0xD0_0000_0000 + u128::from(i)),
-                    i % 100_000
-                );
-                stmt.execute(rusqlite::params![
-                    stream,
-                    (n_setup as u64 + i + 1) as i64,
-                    "MemberAdded",
-                    1,
-                    payload,
-                    "2026-01-01T01:00:00.000000Z",
-                    "scheduler",
-                    sync,
-                    r#"{"kind":"sync","trigger":"scheduled"}"#
-                ])
-                .expect("raw insert");
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                    ))
+                    .expect("prepare");
+                for i in 0..n_initial as u64 {
+                    let payload = format!(
+                        r#"{{"group_id":"{}","device_id":"{}","via":"m{}"}}"#,
+                        Uuid::from_u128(0x6E_0000_0000 + u128::from(i % 2_000)),
+                        Uuid::from_u128(0xD0_0000_0000 + u128::from(i)),
+                        i % 100_000
+                    );
+                    stmt.execute(rusqlite::params![
+                        stream,
+                        (n_setup as u64 + i + 1) as i64,
+                        "MemberAdded",
+                        1,
+                        payload,
+                        "2026-01-01T01:00:00.000000Z",
+                        "scheduler",
+                        sync,
+                        r#"{"kind":"sync","trigger":"scheduled"}"#
+                    ])
+                    .expect("raw insert");
+                }
             }
+            tx.commit().expect("raw commit");
         }
-        tx.commit().expect("raw commit");
-    }
-    let raw_insert = t.elapsed();
+        t.elapsed()
+    };
+    let raw_first = raw_insert_once("raw_events_1");
+    let raw_second = raw_insert_once("raw_events_2");
+    let raw_insert = raw_first.min(raw_second);
+    figure("raw.insert.first_run", ms(raw_first), "ms");
+    figure("raw.insert.second_run", ms(raw_second), "ms");
     figure("raw.insert_rows", n_initial as f64, "rows");
     figure("raw.insert", ms(raw_insert), "ms");
     figure("rss.after_raw_insert", peak_rss_mb(), "MB");
@@ -282,6 +295,7 @@ fn main() {
     let churn = (sizes.memberships / 100 / 2).max(1) as usize;
     let mut resync_totals = Vec::new();
     let mut resync_parts = Vec::new();
+    let mut validates = Vec::new();
     let mut n = 0u128;
     let max_resyncs = 100;
     while (version < sizes.replay_events && (n as usize) < max_resyncs) || n == 0 {
@@ -291,6 +305,9 @@ fn main() {
             shifts[g] += 1;
         }
         let snap = snapshot(&sizes, &shifts);
+        let t = Instant::now();
+        black_box(snap.validate().expect("valid snapshot"));
+        validates.push(t.elapsed());
         now += TimeDelta::hours(6);
         let ctx = sync_ctx(now, n);
         let t = Instant::now();
@@ -344,6 +361,12 @@ fn main() {
     figure(
         "resync.median.reconcile",
         ms(decides[decides.len() / 2]),
+        "ms",
+    );
+    validates.sort();
+    figure(
+        "resync.median.reconcile.snapshot_validate",
+        ms(validates[validates.len() / 2]),
         "ms",
     );
     let mut appends: Vec<Duration> = resync_parts.iter().map(|p| p.1).collect();
@@ -453,6 +476,7 @@ fn main() {
     assert_eq!(rows_read, replayed);
     figure("raw.read_and_decode_rows", rows_read as f64, "rows");
     figure("raw.read_and_decode", ms(raw_read), "ms");
+    figure("rss.after_raw_read", peak_rss_mb(), "MB");
 
     // --- projection rebuild and verify --------------------------------------------------------
     let t = Instant::now();
@@ -460,6 +484,7 @@ fn main() {
     let rebuild = t.elapsed();
     figure("rebuild.events", rebuilt as f64, "events");
     figure("rebuild.total", ms(rebuild), "ms");
+    figure("rss.after_rebuild", peak_rss_mb(), "MB");
     let t = Instant::now();
     let report = store.verify().expect("verify");
     figure("verify.total", ms(t.elapsed()), "ms");
