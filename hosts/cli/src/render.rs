@@ -70,11 +70,20 @@ pub fn group_json(g: &GroupWithMembers) -> Value {
     })
 }
 
-/// A short source column: `manual`, `Jamf #3`.
+/// A short source column: `manual`, `Jamf #3`, `Microsoft Intune #c6a630ca…` (long MDM ids
+/// are cut in tables; the JSON has them whole).
 fn source_text(provider: Option<Provider>, mdm_group_id: Option<&str>) -> String {
     match provider {
         None => "manual".into(),
-        Some(p) => format!("{} #{}", p.display_name(), mdm_group_id.unwrap_or("?")),
+        Some(p) => {
+            let id = mdm_group_id.unwrap_or("?");
+            let id = if id.chars().count() > 12 {
+                format!("{}…", id.chars().take(8).collect::<String>())
+            } else {
+                id.to_owned()
+            };
+            format!("{} #{id}", p.display_name())
+        }
     }
 }
 
@@ -421,11 +430,25 @@ pub fn history_text(
     if entries.is_empty() {
         return format!("No history for workspace {ws}.");
     }
+    // Group names as they were at each event (created, then renamed), else as they are now.
+    let mut then: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     table(
         &["POS", "RECORDED", "ACTOR", "SYNC", "EVENT", "WHAT"],
         &entries
             .iter()
             .map(|h| {
+                let id = h.data.get("group_id").and_then(Value::as_str).unwrap_or("");
+                let name = match h.event_type.as_str() {
+                    "GroupCreated" => h.data.get("name"),
+                    "GroupRenamed" => h.data.get("to"),
+                    _ => None,
+                };
+                let summary_text = summary(&h.event_type, &h.data, &|key: &str| {
+                    then.get(key).cloned().or_else(|| names(key))
+                });
+                if let Some(n) = name.and_then(Value::as_str) {
+                    then.insert(id.to_owned(), format!("{n:?}"));
+                }
                 vec![
                     h.position.to_string(),
                     time(h.recorded_at),
@@ -433,7 +456,7 @@ pub fn history_text(
                     h.sync_id
                         .map_or_else(|| "-".into(), |s| s.to_string()[..8].to_owned()),
                     h.event_type.clone(),
-                    summary(&h.event_type, &h.data, names),
+                    summary_text,
                 ]
             })
             .collect::<Vec<_>>(),

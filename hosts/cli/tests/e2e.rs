@@ -986,3 +986,48 @@ fn usage_errors_exit_64_and_a_missing_database_is_not_created() {
     assert!(run.stderr.contains("--workspace"), "{}", run.stderr);
     assert_eq!(cli.run(&["--help"]).code, 0);
 }
+
+#[test]
+fn the_demo_runs_the_whole_story_on_a_fresh_machine() {
+    // Human-readable, temporary database: nothing left behind in the working directory.
+    let cli = Cli::new();
+    let run = cli.run_defaults(&["demo"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for phrase in [
+        "Connected \"Acme on Jamf\" to Jamf: the test call passed",
+        "Connected \"Acme on Microsoft Intune\" to Microsoft Intune",
+        "Sync refused: a sync started less than 15 minutes ago",
+        "1 renamed, 1 detached, 1 members added, 1 removed",
+        "FAILED (server_error)",
+        "Groups and members after the failure are exactly as before it.",
+        "\"Engineering\" → \"Platform Engineering\"",
+        "ok: the read models equal a rebuild from the log",
+    ] {
+        assert!(
+            run.stdout.contains(phrase),
+            "missing {phrase:?}:\n{}",
+            run.stdout
+        );
+    }
+    assert!(!cli.db.exists());
+    assert_eq!(std::fs::read_dir(cli.dir.path()).unwrap().count(), 0);
+
+    // With --json and --db: the narration goes to stderr, one document to stdout, db kept.
+    let (code, v) = cli.json(&["demo"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["ok"], true);
+    let ws = v["workspaces"].as_array().unwrap();
+    assert_eq!(
+        ws.iter().map(|w| s(&w["provider"])).collect::<Vec<_>>(),
+        vec!["jamf", "intune"]
+    );
+    for w in ws {
+        let groups = groups_by_name(&w["groups"]);
+        assert_eq!(groups["Platform Engineering"].0, "synced");
+        assert_eq!(groups["All Laptops"].0, "manual");
+    }
+    assert!(cli.db.exists());
+    let listed = cli.ok(&["workspace", "list"], 0);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(cli.ok(&["verify"], 0)["ok"], true);
+}

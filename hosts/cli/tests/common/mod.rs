@@ -99,11 +99,18 @@ impl Cli {
 
     /// Runs with extra environment variables.
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = self
-            .command(env)
-            .args(args)
-            .output()
-            .expect("the mdmsync binary runs");
+        self.finish(self.command(env).args(args))
+    }
+
+    /// Runs without `MDMSYNC_DB` and `MDMSYNC_KEY_FILE`: the defaults apply.
+    pub fn run_defaults(&self, args: &[&str]) -> Run {
+        let mut c = self.command(&[]);
+        c.env_remove("MDMSYNC_DB").env_remove("MDMSYNC_KEY_FILE");
+        self.finish(c.args(args))
+    }
+
+    fn finish(&self, command: &mut Command) -> Run {
+        let out = command.output().expect("the mdmsync binary runs");
         let run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
