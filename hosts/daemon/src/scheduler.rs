@@ -600,6 +600,7 @@ impl Scheduler {
                     .policy
                     .admit(&e.state, request.trigger, now, false)
             {
+                self.inner.metrics.record_sync(SyncLabel::Refused, "", None);
                 return Err(TriggerError::Refused(r));
             }
             e.running = true;
