@@ -668,6 +668,8 @@ pub(crate) fn history(
     after: Position,
     limit: usize,
 ) -> Result<Vec<HistoryEntry>> {
+    // Within a stream, version order is position order; ordering by version walks the
+    // (stream_id, stream_version) index instead of sorting the stream.
     // Ids are UUIDs, so an event names a group or device exactly when its payload holds the
     // quoted id (the core's events carry ids only in id fields).
     let needle = match subject {
@@ -680,7 +682,7 @@ pub(crate) fn history(
                 actor, sync_id, cause
            FROM events
           WHERE stream_id = ?1 AND position > ?2 AND (?3 IS NULL OR instr(payload, ?3) > 0)
-          ORDER BY position LIMIT ?4",
+          ORDER BY stream_version LIMIT ?4",
     )?;
     let mut rows = stmt.query(params![
         ws.to_string(),

@@ -237,3 +237,17 @@ fn append_events_with_shared_metadata_equals_the_envelope_path() {
     );
     assert!(b.verify().unwrap().is_clean());
 }
+
+#[test]
+fn the_store_and_the_vault_are_send_and_sync_for_multi_thread_runtimes() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<SqliteEventStore>();
+    send_sync::<mdmsync_sqlite::SqliteVault>();
+    let store: Arc<dyn EventStore> = Arc::new(SqliteEventStore::open_in_memory().unwrap());
+    let vault: Arc<dyn mdmsync_core::CredentialVault> = Arc::new(mdmsync_sqlite::SqliteVault::new(
+        &SqliteEventStore::open_in_memory().unwrap(),
+        mdmsync_sqlite::VaultKey::generate(),
+    ));
+    assert_eq!(Arc::strong_count(&store), 1);
+    assert_eq!(Arc::strong_count(&vault), 1);
+}
