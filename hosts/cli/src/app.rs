@@ -16,9 +16,12 @@ use std::sync::OnceLock;
 /// The database path when neither `--db` nor `MDMSYNC_DB` is given.
 pub const DEFAULT_DB: &str = "mdmsync.db";
 
-/// How long a CLI sync holds the workspace's sync lease at most (T4). A crashed process's
-/// lease lapses after this.
-pub const LEASE_TTL: TimeDelta = TimeDelta::minutes(30);
+/// The time to live of the workspace's sync lease a CLI sync holds (T4); renewed every
+/// [`LEASE_RENEW`] while the sync runs, so a crashed process's lease lapses after this.
+pub const LEASE_TTL: TimeDelta = TimeDelta::minutes(2);
+
+/// How often a held lease is renewed.
+pub const LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(40);
 
 /// How often a batch append is retried after a conflict with another writer (G10).
 const CONFLICT_RETRIES: u32 = 3;
@@ -281,12 +284,14 @@ impl App {
     }
 }
 
-/// T4: a workspace's sync lease, held while this process syncs; released when dropped.
+/// T4: a workspace's sync lease, held (and renewed) while this process syncs; released when
+/// dropped.
 #[derive(Debug)]
 pub struct LeaseGuard {
     store: SqliteEventStore,
     workspace: WorkspaceId,
     holder: String,
+    renew: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Whether this process got the lease, or who has it.
@@ -315,10 +320,27 @@ impl App {
             .store
             .try_acquire_sync_lease(ws, &holder, Utc::now(), LEASE_TTL)?
         {
+            let renew = tokio::runtime::Handle::try_current().ok().map(|rt| {
+                let (store, holder) = (self.store.clone(), holder.clone());
+                rt.spawn(async move {
+                    loop {
+                        tokio::time::sleep(LEASE_RENEW).await;
+                        match store.try_acquire_sync_lease(ws, &holder, Utc::now(), LEASE_TTL) {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                tracing::warn!(workspace = %ws, "the sync lease was taken over while this sync ran");
+                                return;
+                            }
+                            Err(e) => tracing::warn!(workspace = %ws, error = %e, "could not renew the sync lease"),
+                        }
+                    }
+                })
+            });
             return Ok(Lease::Acquired(LeaseGuard {
                 store: self.store.clone(),
                 workspace: ws,
                 holder,
+                renew,
             }));
         }
         let current = self.store.sync_lease(ws)?;
@@ -333,6 +355,9 @@ impl App {
 
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
+        if let Some(t) = self.renew.take() {
+            t.abort();
+        }
         if let Err(e) = self.store.release_sync_lease(self.workspace, &self.holder) {
             tracing::warn!(workspace = %self.workspace, error = %e, "could not release the sync lease; it lapses on its own");
         }

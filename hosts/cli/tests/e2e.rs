@@ -609,10 +609,11 @@ fn connected_workspace(cli: &Cli, sim: &Sim, secret: &str) -> String {
     ws
 }
 
-#[test]
-fn e3_tls_is_always_verified_and_ca_cert_trusts_a_private_ca() {
-    let secret = format!("e2e-tls-secret-{}", nonce());
-    let sim = Sim::start(Provider::Jamf, scenario(&secret), true);
+/// E3 for one provider: an untrusted certificate is an `ssl_error` (at connect: nothing saved;
+/// at sync: G8, nothing changed); `--ca-cert` / `MDMSYNC_CA_CERT` trust a private CA.
+fn tls_story(provider: Provider) {
+    let secret = format!("e2e-tls-{}-secret-{}", provider.slug(), nonce());
+    let sim = Sim::start(provider, scenario(&secret), true);
     let cli = Cli::new();
     let created = cli.ok(
         &[
@@ -628,8 +629,8 @@ fn e3_tls_is_always_verified_and_ca_cert_trusts_a_private_ca() {
     let ws = s(&created["id"]).to_owned();
     // The simulator's certificate is signed by a CA nobody trusts: ssl_error, nothing saved.
     let (code, v) = connect(&cli, &sim, &ws, &secret);
-    assert_eq!(code, 2, "{v}");
-    assert_eq!(v["error_kind"], "ssl_error", "{v}");
+    assert_eq!(code, 2, "{provider:?}: {v}");
+    assert_eq!(v["error_kind"], "ssl_error", "{provider:?}: {v}");
     assert_eq!(
         cli.ok(&["status", "--workspace", &ws], 0)["provider"],
         Value::Null
@@ -640,8 +641,11 @@ fn e3_tls_is_always_verified_and_ca_cert_trusts_a_private_ca() {
     let mut args = sim.connect_args(&ws, &secret);
     args.extend(["--ca-cert".to_owned(), ca.clone()]);
     let (code, v) = cli.json(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!((code, &v["ok"]), (0, &Value::Bool(true)), "{v}");
-    cli.ok(&["devices", "import", "--workspace", &ws, "-"], 1); // stdin is empty: an error
+    assert_eq!(
+        (code, &v["ok"]),
+        (0, &Value::Bool(true)),
+        "{provider:?}: {v}"
+    );
     let csv = write(
         cli.dir.path(),
         "d.csv",
@@ -660,16 +664,27 @@ fn e3_tls_is_always_verified_and_ca_cert_trusts_a_private_ca() {
     // Later commands take the CA from the environment (MDMSYNC_CA_CERT).
     let env = [("MDMSYNC_CA_CERT", ca.as_str())];
     let (code, v) = cli.json_env(&["metadata", "refresh", "--workspace", &ws], &env);
-    assert_eq!((code, &v["refreshed"]), (0, &Value::from(2)), "{v}");
+    assert_eq!(
+        (code, &v["refreshed"]),
+        (0, &Value::from(2)),
+        "{provider:?}: {v}"
+    );
     let (code, v) = cli.json_env(&["sync", "--workspace", &ws, "--force"], &env);
-    assert_eq!(code, 0, "{v}");
+    assert_eq!(code, 0, "{provider:?}: {v}");
     let groups = cli.ok(&["groups", "list", "--workspace", &ws], 0);
     // Without it, the sync fails as an SSL error and changes nothing (G8).
     let (code, v) = cli.json(&["sync", "--workspace", &ws, "--force"]);
-    assert_eq!(code, 2, "{v}");
-    assert_eq!(v["error_kind"], "ssl_error", "{v}");
+    assert_eq!(code, 2, "{provider:?}: {v}");
+    assert_eq!(v["error_kind"], "ssl_error", "{provider:?}: {v}");
     assert_eq!(cli.ok(&["groups", "list", "--workspace", &ws], 0), groups);
     cli.assert_secrets_absent(&[&secret]);
+}
+
+#[test]
+fn e3_tls_is_always_verified_and_ca_cert_trusts_a_private_ca_for_every_provider() {
+    for provider in Provider::ALL {
+        tls_story(provider);
+    }
 }
 
 #[test]
@@ -1030,4 +1045,32 @@ fn the_demo_runs_the_whole_story_on_a_fresh_machine() {
     let listed = cli.ok(&["workspace", "list"], 0);
     assert_eq!(listed.as_array().unwrap().len(), 2);
     assert_eq!(cli.ok(&["verify"], 0)["ok"], true);
+}
+
+#[test]
+fn c2_credentials_need_the_key_file_they_were_saved_with() {
+    let secret = format!("e2e-c2-secret-{}", nonce());
+    let sim = Sim::start(Provider::Iru, scenario(&secret), false);
+    let cli = Cli::new();
+    let ws = connected_workspace(&cli, &sim, &secret);
+    let other_key = cli.dir.path().join("other.key");
+    let other = other_key.display().to_string();
+    let (code, v) = cli.json_env(
+        &["sync", "--workspace", &ws, "--force"],
+        &[("MDMSYNC_KEY_FILE", &other)],
+    );
+    assert_eq!(code, 1, "{v}");
+    assert!(s(&v["error"]).contains("wrong key file"), "{v}");
+    assert!(
+        other_key.exists(),
+        "a missing key file is created on first use"
+    );
+    // MDMSYNC_KEY (hex) takes precedence over the key file.
+    let hex = std::fs::read_to_string(&cli.key_file).unwrap();
+    let (code, v) = cli.json_env(
+        &["sync", "--workspace", &ws, "--force"],
+        &[("MDMSYNC_KEY_FILE", &other), ("MDMSYNC_KEY", hex.trim())],
+    );
+    assert_eq!(code, 0, "{v}");
+    cli.assert_secrets_absent(&[&secret]);
 }
