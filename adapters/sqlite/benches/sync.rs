@@ -231,6 +231,7 @@ fn main() {
     let raw = rusqlite::Connection::open(&raw_path).expect("raw db");
     raw.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768;
+         PRAGMA wal_autocheckpoint = 0;
 ",
     )
     .expect("raw schema");
@@ -455,6 +456,8 @@ fn main() {
         dir.path().join("bench.db").display()
     ))
     .expect("copy rows");
+    raw.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("raw checkpoint");
     let t = Instant::now();
     let mut rows_read = 0u64;
     {

@@ -80,6 +80,67 @@ pub(crate) struct Inner {
     reader: Option<Mutex<Connection>>,
     path: Option<PathBuf>,
     pub(crate) options: StoreOptions,
+    /// File stores: the thread that checkpoints the WAL after commits.
+    checkpointer: Option<Checkpointer>,
+}
+
+impl Inner {
+    /// Tells the checkpointer a commit happened.
+    fn committed(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.hint();
+        }
+    }
+}
+
+/// Copies committed WAL frames into the database file on its own thread and connection
+/// (`PRAGMA wal_checkpoint(PASSIVE)`: never blocks readers or writers), so a commit does not
+/// pay for the checkpoint and its `fsync`. Writers run with `wal_autocheckpoint` off; hints
+/// arriving while a checkpoint runs are coalesced. Dropping the store checkpoints what is
+/// pending and stops the thread.
+struct Checkpointer {
+    tx: Option<std::sync::mpsc::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self> {
+        let conn = schema::open_file(path)?;
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("mdmsync-sqlite-checkpoint".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    while rx.try_recv().is_ok() {}
+                    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; the next commit retries");
+                    }
+                }
+            })
+            .map_err(|source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    fn hint(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// The SQLite event store: append-only log, same-transaction projections, queries, leases.
@@ -141,13 +202,16 @@ impl SqliteEventStore {
         let path = path.as_ref();
         let mut writer = schema::open_file(path)?;
         schema::migrate(&mut writer)?;
+        writer.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
         let reader = schema::open_file(path)?;
+        let checkpointer = Checkpointer::start(path)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
                 reader: Some(Mutex::new(reader)),
                 path: Some(path.to_owned()),
                 options,
+                checkpointer: Some(checkpointer),
             }),
         })
     }
@@ -168,6 +232,7 @@ impl SqliteEventStore {
                 reader: None,
                 path: None,
                 options,
+                checkpointer: None,
             }),
         })
     }
@@ -192,7 +257,9 @@ impl SqliteEventStore {
 
     /// Runs `f` on the write connection.
     pub(crate) fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        f(&mut lock(&self.inner.writer))
+        let out = f(&mut lock(&self.inner.writer));
+        self.inner.committed();
+        out
     }
 
     /// Runs blocking work off the async runtime (tokio's blocking pool), or inline when no

@@ -257,3 +257,28 @@ fn migrations_are_recorded_and_reopening_is_idempotent() {
     let err = SqliteEventStore::open(&path).unwrap_err();
     assert!(err.to_string().contains("upgrade mdmsync"), "{err}");
 }
+
+/// Commits do not checkpoint the WAL themselves; the store's checkpointer copies committed
+/// frames into the database file in the background (so the file grows while the store is
+/// open and the WAL does not have to).
+#[test]
+fn the_checkpointer_moves_committed_frames_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.db");
+    let mut s = Scenario::new(SqliteEventStore::open(&path).unwrap(), ws_id(5));
+    let before = std::fs::metadata(&path).unwrap().len();
+    run_full_scenario(&mut s, |_| {});
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = std::fs::metadata(&path).unwrap().len();
+        if now > before + 64 * 1024 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was checkpointed into the database file ({before} -> {now} bytes)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(s.store.verify().unwrap().is_clean());
+}
