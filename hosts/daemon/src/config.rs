@@ -60,6 +60,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "MDMSYNCD_EXTRA_CA_FILES",
         "tls.extra_ca_files (comma-separated)",
     ),
+    (
+        "MDMSYNC_CA_CERT",
+        "tls.extra_ca_files, one file (the CLI's variable; MDMSYNCD_EXTRA_CA_FILES wins)",
+    ),
 ];
 
 /// How log lines are written (to stderr).
@@ -131,7 +135,8 @@ pub fn default_instance_id() -> String {
 pub struct Config {
     /// The SQLite database file.
     pub database: PathBuf,
-    /// The vault key file (created with a fresh key if missing; `MDMSYNC_KEY` wins).
+    /// The vault key file (created with a fresh key if missing; `MDMSYNC_KEY` wins). Default:
+    /// the database path with the extension `.key`, as the CLI.
     pub key_file: PathBuf,
     /// Where the admin API listens.
     pub listen: SocketAddr,
@@ -346,10 +351,11 @@ impl Config {
             .map(PathBuf::from)
             .or_else(|| file.database.map(in_file))
             .unwrap_or_else(|| PathBuf::from("mdmsync.db"));
+        // Same default as the CLI: the database path with the extension `.key`.
         let key_file = env("MDMSYNC_KEY_FILE")
             .map(PathBuf::from)
             .or_else(|| file.key_file.map(in_file))
-            .unwrap_or_else(|| PathBuf::from("mdmsync.key"));
+            .unwrap_or_else(|| database.with_extension("key"));
         let (listen_key, listen_text) = match env("MDMSYNCD_LISTEN") {
             Some(v) => ("MDMSYNCD_LISTEN", v),
             None => (
@@ -499,7 +505,8 @@ impl Config {
             scheduler.instance_id = id;
         }
 
-        let ca_files: Vec<PathBuf> = match env("MDMSYNCD_EXTRA_CA_FILES") {
+        let ca_env = env("MDMSYNCD_EXTRA_CA_FILES").or_else(|| env("MDMSYNC_CA_CERT"));
+        let ca_files: Vec<PathBuf> = match ca_env {
             Some(v) => v
                 .split(',')
                 .map(str::trim)
@@ -569,6 +576,7 @@ mod tests {
         let c = Config::load_with_env(None, &env_of(&[("MDMSYNCD_ADMIN_TOKEN", TOKEN)])).unwrap();
         assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
         assert_eq!(c.database, PathBuf::from("mdmsync.db"));
+        assert_eq!(c.key_file, PathBuf::from("mdmsync.key"));
         assert_eq!(c.policy, SyncPolicy::default());
         assert_eq!(c.scheduler.concurrency, 4);
         assert_eq!(c.log_format, LogFormat::Pretty);
@@ -617,6 +625,11 @@ jitter_secs = 60
         )
         .unwrap();
         assert_eq!(c.database, dir.path().join("data/m.db"));
+        assert_eq!(
+            c.key_file,
+            dir.path().join("data/m.key"),
+            "the CLI's default"
+        );
         assert_eq!(c.admin_token.expose_secret(), TOKEN, "token file trimmed");
         assert_eq!(c.scheduler.concurrency, 2, "env wins over the file");
         assert_eq!(c.scheduler.per_host_concurrency, 3);

@@ -60,7 +60,10 @@ pub fn init_logging(format: LogFormat, filter: &str) -> Result<(), String> {
             .flatten_event(true)
             .with_current_span(false)
             .try_init(),
-        LogFormat::Pretty => builder.with_target(false).try_init(),
+        LogFormat::Pretty => builder
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
     };
     result.map_err(|e| format!("cannot install the logger: {e}"))
 }
@@ -88,6 +91,26 @@ pub async fn run(
             path: config.database.display().to_string(),
             message: e.to_string(),
         })?;
+    // A missing key file is created on first use, but not when connected workspaces exist:
+    // their credentials were encrypted with another key, and a fresh one would only turn
+    // every sync into a decryption error.
+    let key_in_env = std::env::var_os(mdmsync_sqlite::vault::KEY_ENV).is_some();
+    if !key_in_env && !config.key_file.exists() {
+        let probe = store.clone();
+        let connected = tokio::task::spawn_blocking(move || probe.workspaces())
+            .await
+            .map_err(|e| DaemonError::Key(e.to_string()))?
+            .map_err(|e| DaemonError::Key(e.to_string()))?
+            .iter()
+            .filter(|w| w.provider.is_some())
+            .count();
+        if connected > 0 {
+            return Err(DaemonError::Key(format!(
+                "the key file {} does not exist, but {connected} connected workspace(s) have credentials encrypted with another key; set key_file (or MDMSYNC_KEY_FILE) to the key file the CLI uses (by default the database path with the extension .key)",
+                config.key_file.display()
+            )));
+        }
+    }
     let key_file = config.key_file.clone();
     let key = tokio::task::spawn_blocking(move || resolve_key(&key_file))
         .await

@@ -74,7 +74,6 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "mdmsyncd failed");
-            eprintln!("mdmsyncd: {e}");
             ExitCode::FAILURE
         }
     }

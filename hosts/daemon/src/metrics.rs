@@ -161,6 +161,11 @@ impl Metrics {
         self.tail_errors.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Sets the position of the last event read from the log.
+    pub fn set_log_position(&self, position: u64) {
+        self.log_position.store(position, Ordering::Relaxed);
+    }
+
     /// Sets the scheduler's gauges.
     pub fn set_gauges(
         &self,
@@ -266,9 +271,6 @@ impl Metrics {
                 .events
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if events.is_empty() {
-                let _ = writeln!(out, "mdmsyncd_events_appended_total{{type=\"\"}} 0");
-            }
             for (t, n) in events.iter() {
                 let _ = writeln!(out, "mdmsyncd_events_appended_total{{type=\"{t}\"}} {n}");
             }

@@ -504,6 +504,7 @@ impl Scheduler {
             }
         }
         let mut st = lock(&inner.state);
+        inner.metrics.set_log_position(st.checkpoint.0);
         if !st.loaded {
             st.loaded = true;
             info!(
@@ -1161,7 +1162,7 @@ impl Inner {
                     .record_sync(SyncLabel::Failed, error_kind.as_str(), Some(took));
                 warn!(
                     workspace = %workspace, host, actor, trigger = ?trigger, sync_id, took_ms,
-                    error_kind = error_kind.as_str(), message = %message,
+                    error_kind = error_kind.as_str(), detail = %message,
                     "sync failed; groups unchanged (G8), retrying with backoff"
                 );
             }
