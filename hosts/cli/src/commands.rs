@@ -5,7 +5,7 @@
 use crate::app::{App, Paths, random_uuid};
 use crate::args::{DevicesCmd, EventsCmd, GroupsCmd, HistoryArgs, StateArgs, VerifyArgs};
 use crate::import::parse_devices;
-use crate::output::{CliError, Output, or_dash, print_stdout};
+use crate::output::{CliError, Output, or_dash, print_raw, print_stdout};
 use crate::render;
 use mdmsync_core::{Command, Context, DeviceId, GroupId, MdmGroupId, Plan, Position, WorkspaceId};
 use mdmsync_sqlite::{AsOf, GroupWithMembers, HistorySubject};
@@ -422,7 +422,10 @@ fn namer(app: &App, ws: WorkspaceId) -> Result<impl Fn(&str) -> Option<String>, 
 }
 
 /// `history`.
-pub fn history(app: &App, args: HistoryArgs) -> Result<Output, CliError> {
+///
+/// With `json`, the array is streamed to stdout page by page (a long history is never held
+/// in memory whole); the text table is built in full.
+pub fn history(app: &App, args: HistoryArgs, json: bool) -> Result<Output, CliError> {
     let ws = app.workspace(&args.workspace)?.workspace_id;
     let subject = match (&args.group, &args.device) {
         (Some(g), _) => HistorySubject::Group(match g.parse::<GroupId>() {
@@ -437,6 +440,32 @@ pub fn history(app: &App, args: HistoryArgs) -> Result<Output, CliError> {
     };
     let mut entries = Vec::new();
     let mut after = Position(0);
+    if json {
+        // Read the first page before printing anything, so an error is still one document.
+        let mut page = app.store.history(ws, subject, after, PAGE)?;
+        let mut out = String::from("[");
+        let mut first = true;
+        loop {
+            let n = page.len();
+            for e in &page {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(&render::history_json(e).to_string());
+                after = Position(e.position);
+            }
+            if n < PAGE {
+                break;
+            }
+            print_raw(&out);
+            out.clear();
+            page = app.store.history(ws, subject, after, PAGE)?;
+        }
+        out.push(']');
+        print_stdout(&out);
+        return Ok(Output::streamed());
+    }
     loop {
         let page = app.store.history(ws, subject, after, PAGE)?;
         let n = page.len();

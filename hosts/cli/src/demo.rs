@@ -311,6 +311,7 @@ async fn story(app: &App, n: &Narrator, provider: Provider) -> Result<Value, Cli
                 group: Some(group),
                 device: None,
             },
+            false,
         )?);
     }
     if provider == PROVIDERS[0] {
@@ -325,6 +326,7 @@ async fn story(app: &App, n: &Narrator, provider: Provider) -> Result<Value, Cli
                 group: None,
                 device: None,
             },
+            false,
         )?);
     }
     sim.shutdown().await;

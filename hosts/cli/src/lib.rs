@@ -29,34 +29,28 @@ use std::process::ExitCode;
 /// Runs one parsed command and returns what to print.
 pub async fn execute(cli: Cli) -> Result<Output, CliError> {
     let paths = Paths::new(cli.db.clone(), cli.key_file.clone(), cli.ca_cert.clone());
-    let json = cli.json;
+    // Every command but `workspace create`, `workspace list` and `demo` needs an existing
+    // database.
+    let open = || App::open(paths.clone(), false);
     match cli.command {
         Command::Workspace(WorkspaceCmd::Create { name, plan }) => {
             commands::workspace_create(paths, &name, &plan).await
         }
         Command::Workspace(WorkspaceCmd::List) => commands::workspace_list(paths),
-        Command::Demo => demo::run(cli.db.is_some(), paths, json).await,
-        command => {
-            let app = App::open(paths, false)?;
-            match command {
-                Command::Connect(a) => mdm_commands::connect(&app, a).await,
-                Command::Devices(d) => commands::devices(&app, d).await,
-                Command::Metadata(MetadataCmd::Refresh { workspace, force }) => {
-                    mdm_commands::metadata_refresh(&app, &workspace, force).await
-                }
-                Command::Sync(a) => mdm_commands::sync(&app, a).await,
-                Command::Status(w) => commands::status(&app, &w.workspace),
-                Command::Groups(g) => commands::groups(&app, g).await,
-                Command::ForceSync(a) => mdm_commands::force_sync(&app, a).await,
-                Command::History(a) => commands::history(&app, a),
-                Command::State(a) => commands::state(&app, a),
-                Command::Verify(a) => commands::verify(&app, a),
-                Command::Events(e) => commands::events(&app, e),
-                Command::Workspace(_) | Command::Demo => {
-                    Err(CliError::Failed("unreachable command".into()))
-                }
-            }
+        Command::Demo => demo::run(cli.db.is_some(), paths, cli.json).await,
+        Command::Connect(a) => mdm_commands::connect(&open()?, a).await,
+        Command::Devices(d) => commands::devices(&open()?, d).await,
+        Command::Metadata(MetadataCmd::Refresh { workspace, force }) => {
+            mdm_commands::metadata_refresh(&open()?, &workspace, force).await
         }
+        Command::Sync(a) => mdm_commands::sync(&open()?, a).await,
+        Command::Status(w) => commands::status(&open()?, &w.workspace),
+        Command::Groups(g) => commands::groups(&open()?, g).await,
+        Command::ForceSync(a) => mdm_commands::force_sync(&open()?, a).await,
+        Command::History(a) => commands::history(&open()?, a, cli.json),
+        Command::State(a) => commands::state(&open()?, a),
+        Command::Verify(a) => commands::verify(&open()?, a),
+        Command::Events(e) => commands::events(&open()?, e),
     }
 }
 

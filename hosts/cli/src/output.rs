@@ -144,6 +144,13 @@ pub fn print_stdout(text: &str) {
     let _ = out.flush();
 }
 
+/// Writes to stdout as is (no newline added), ignoring a closed pipe.
+pub fn print_raw(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 /// Prints a result in the chosen mode.
 pub fn emit(output: &Output, json_mode: bool) {
     if output.streamed {
