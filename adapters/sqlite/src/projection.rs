@@ -601,6 +601,60 @@ impl<'c> Projector<'c> {
         Ok(())
     }
 
+    /// Projects a batch: `item(i)` is the i-th event with its stream and version. Runs of
+    /// consecutive `MemberAdded` are written in key order (a stable sort, so a repeated
+    /// membership still ends with its last `via`): B-tree inserts then walk the memberships
+    /// table once instead of jumping between groups. The result is the same as applying the
+    /// events one by one: within such a run, events on different keys commute.
+    pub(crate) fn apply_batch<'e>(
+        &mut self,
+        n: usize,
+        item: impl Fn(usize) -> (WorkspaceId, u64, &'e Event),
+    ) -> Result<()> {
+        let key = |i: usize| match item(i) {
+            (
+                ws,
+                _,
+                Event::MemberAdded {
+                    group_id,
+                    device_id,
+                    ..
+                },
+            ) => Some((ws, *group_id, *device_id)),
+            _ => None,
+        };
+        let mut i = 0;
+        while i < n {
+            let mut j = i;
+            while j < n && key(j).is_some() {
+                j += 1;
+            }
+            if j - i >= 2 {
+                let mut order: Vec<u32> = (i as u32..j as u32).collect();
+                order.sort_by_key(|&k| key(k as usize));
+                for k in order {
+                    let (ws, version, event) = item(k as usize);
+                    self.apply(ws, version, event)?;
+                }
+                // Each stream's version ends where its last event of the run is, whatever
+                // the write order.
+                let mut seen = std::collections::HashSet::new();
+                for k in (i..j).rev() {
+                    let (ws, version, _) = item(k);
+                    if seen.insert(ws) {
+                        self.workspace(ws)?.stream_version = version;
+                    }
+                }
+                i = j;
+            } else {
+                let (ws, version, event) = item(i);
+                self.apply(ws, version, event)?;
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the workspaces touched since the last flush and moves the checkpoint to `to`.
     pub(crate) fn finish(&mut self, to: Position) -> Result<()> {
         self.flush_adds()?;
@@ -670,9 +724,10 @@ impl<'c> Projector<'c> {
             let Some(last) = page.last().map(|e| e.position) else {
                 break;
             };
-            for e in &page {
-                self.apply(e.envelope.workspace, e.stream_version, &e.envelope.event)?;
-            }
+            self.apply_batch(page.len(), |i| {
+                let e = &page[i];
+                (e.envelope.workspace, e.stream_version, &e.envelope.event)
+            })?;
             count += page.len() as u64;
             after = last.0;
             self.finish(last)?;

@@ -393,9 +393,7 @@ impl SqliteEventStore {
         let new_version = actual + n as u64;
         {
             let mut p = Projector::new(&tx, policy, "");
-            for i in 0..n {
-                p.apply(stream, actual + 1 + i as u64, item(i).1)?;
-            }
+            p.apply_batch(n, |i| (stream, actual + 1 + i as u64, item(i).1))?;
             p.finish(Position(last as u64))?;
         }
         timings.project = t.elapsed();

@@ -282,3 +282,52 @@ fn the_checkpointer_moves_committed_frames_into_the_database_file() {
     }
     assert!(s.store.verify().unwrap().is_clean());
 }
+
+/// Runs of `MemberAdded` are written in key order; a membership added twice in one batch
+/// still ends with the later `via`, exactly as the one-by-one fold.
+#[test]
+fn a_repeated_member_added_in_one_batch_keeps_the_last_via() {
+    let store = SqliteEventStore::open_in_memory().unwrap();
+    let ws = ws_id(6);
+    let g = common::manual(1);
+    let ctx = Context::command(t0(), Actor::System, "test");
+    let added = |d: u32, via: &str| Event::MemberAdded {
+        group_id: g,
+        device_id: device(d),
+        via: Some(via.into()),
+    };
+    let events = vec![
+        Event::GroupCreated {
+            group_id: g,
+            name: "G".into(),
+            source: mdmsync_core::GroupSource::Manual,
+            mdm_name: None,
+        },
+        added(5, "first"),
+        added(1, "x"),
+        added(9, "y"),
+        added(5, "last"),
+        Event::MemberRemoved {
+            group_id: g,
+            device_id: device(9),
+        },
+        added(2, "z"),
+        added(9, "again"),
+    ];
+    store
+        .append_blocking(ws, ExpectedVersion::NoStream, ctx.envelopes(ws, events))
+        .unwrap();
+    let members = store.group_members(ws, g).unwrap();
+    let got: Vec<(mdmsync_core::DeviceId, Option<String>)> =
+        members.into_iter().map(|m| (m.device_id, m.via)).collect();
+    let mut want = vec![
+        (device(1), Some("x".to_owned())),
+        (device(2), Some("z".to_owned())),
+        (device(5), Some("last".to_owned())),
+        (device(9), Some("again".to_owned())),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(store.workspace(ws).unwrap().unwrap().stream_version, 8);
+    assert!(store.verify().unwrap().is_clean());
+}
