@@ -160,6 +160,8 @@ struct Entry {
     metadata_failures: u32,
     metadata_retry_at: Option<DateTime<Utc>>,
     lease_retry_at: Option<DateTime<Utc>>,
+    /// `(version, a device never checked, earliest check + max age)` for T5.
+    metadata_cache: Option<(u64, bool, Option<DateTime<Utc>>)>,
 }
 
 impl Entry {
@@ -176,13 +178,47 @@ impl Entry {
             metadata_failures: 0,
             metadata_retry_at: None,
             lease_retry_at: None,
+            metadata_cache: None,
         }
     }
 
-    fn due(&self, policy: &SyncPolicy, now: DateTime<Utc>, metadata_enabled: bool) -> Work {
+    /// [`metadata_next_due`], with the per-device scan cached per folded version (every round
+    /// asks; the devices only change with new events).
+    fn metadata_due_at(
+        &mut self,
+        policy: &SyncPolicy,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        self.state.connection()?;
+        if self.metadata_cache.map(|c| c.0) != Some(self.version) {
+            let mut unchecked = false;
+            let mut earliest: Option<DateTime<Utc>> = None;
+            for d in self.state.devices().values() {
+                if d.serial_number.is_none() {
+                    continue;
+                }
+                match d.metadata_checked_at {
+                    None => unchecked = true,
+                    Some(at) => {
+                        let due = at + policy.metadata_max_age;
+                        earliest = Some(earliest.map_or(due, |e| e.min(due)));
+                    }
+                }
+            }
+            self.metadata_cache = Some((self.version, unchecked, earliest));
+        }
+        let (_, unchecked, earliest) = self.metadata_cache?;
+        if unchecked {
+            Some(earliest.map_or(now, |e| e.min(now)))
+        } else {
+            earliest
+        }
+    }
+
+    fn due(&mut self, policy: &SyncPolicy, now: DateTime<Utc>, metadata_enabled: bool) -> Work {
         let metadata = metadata_enabled
             && self.metadata_retry_at.is_none_or(|t| t <= now)
-            && metadata_next_due(&self.state, policy, now).is_some_and(|t| t <= now);
+            && self.metadata_due_at(policy, now).is_some_and(|t| t <= now);
         Work {
             metadata,
             sync: sync_due(&self.state, self.connected_at, policy, now),
@@ -984,8 +1020,8 @@ impl Inner {
         }
         let now = self.now();
         let (work, cached, epoch, connection) = {
-            let st = lock(&self.state);
-            let Some(e) = st.workspaces.get(&workspace) else {
+            let mut st = lock(&self.state);
+            let Some(e) = st.workspaces.get_mut(&workspace) else {
                 return JobEnd::NothingDue;
             };
             let work = match &kind {
@@ -1317,6 +1353,44 @@ mod tests {
             metadata_next_due(&ws, &policy, t0()),
             Some(t0() + policy.metadata_max_age)
         );
+    }
+
+    #[test]
+    fn t5_cached_metadata_due_time_equals_the_pure_one() {
+        let policy = SyncPolicy::default();
+        let mut e = Entry::new();
+        e.state = pro_connected();
+        e.version = 1;
+        let later = t0() + TimeDelta::hours(30);
+        assert_eq!(
+            e.metadata_due_at(&policy, later),
+            metadata_next_due(&e.state, &policy, later)
+        );
+        // A new device, never checked: due now, and the cache sees it with the new version.
+        let ctx = Context::command(t0(), Actor::Operator("t".into()), "register");
+        for ev in e
+            .state
+            .decide(
+                Command::RegisterDevice {
+                    device_id: mdmsync_core::testkit::device(7),
+                    serial_number: Some("S7".into()),
+                    name: None,
+                },
+                &ctx,
+            )
+            .unwrap()
+        {
+            e.state.apply(&ev);
+        }
+        e.version = 2;
+        for now in [t0(), later] {
+            assert_eq!(
+                e.metadata_due_at(&policy, now),
+                metadata_next_due(&e.state, &policy, now),
+                "{now}"
+            );
+        }
+        assert_eq!(e.metadata_due_at(&policy, t0()), Some(t0()));
     }
 
     #[test]

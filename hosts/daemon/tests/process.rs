@@ -476,3 +476,32 @@ fn process_help_lists_the_environment_and_bad_config_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("c.toml"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_refuses_to_mint_a_new_key_over_connected_workspaces() {
+    let sim = Simulator::start(SimOptions::new(Provider::Fleet, Scenario::sample()))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    prepare(dir.path(), &sim, Some(TimeDelta::hours(1))).await;
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "database = \"mdmsync.db\"\nkey_file = \"other.key\"\nlisten = \"127.0.0.1:0\"\nadmin_token_file = \"token\"\n",
+    )
+    .unwrap();
+    let out = Process::new(env!("CARGO_BIN_EXE_mdmsyncd"))
+        .arg("--config")
+        .arg(&config)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("other.key does not exist"), "{err}");
+    assert!(
+        !dir.path().join("other.key").exists(),
+        "no key minted over connected workspaces"
+    );
+}
