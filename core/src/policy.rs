@@ -109,12 +109,14 @@ impl SyncPolicy {
         delay.min(self.interval)
     }
 
-    /// T5: when the next device's metadata falls due (M2); `None` without devices or a
-    /// connection. Devices never checked are due `now`.
+    /// T5: when the next device's metadata falls due (M2); `None` without a connection or
+    /// without a device that can be looked up. Devices never checked are due `now`; devices
+    /// without a serial number are skipped by every refresh (M6), so they are never due.
     pub fn metadata_next_due(&self, ws: &Workspace, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         ws.connection()?;
         ws.devices()
             .values()
+            .filter(|d| d.serial_number.is_some())
             .map(|d| {
                 d.metadata_checked_at
                     .map_or(now, |at| at + self.metadata_max_age)

@@ -205,7 +205,7 @@ fn t5_metadata_next_due_is_the_earliest_device() {
     let ws = given(connected_workspace(Provider::Jamf, 2))
         .and_command(Command::RegisterDevice {
             device_id: DeviceId(Uuid::from_u128(77)),
-            serial_number: None,
+            serial_number: Some("NEW".into()),
             name: None,
         })
         .state;
