@@ -50,9 +50,7 @@ pub enum Refusal {
     #[error("no MDM is connected; connect one first")]
     NotConnected,
     /// T2: within the cooldown.
-    #[error(
-        "a sync started less than 15 minutes ago; the next manual sync is allowed at {allowed_at}"
-    )]
+    #[error("a sync started within the cooldown; the next manual sync is allowed at {allowed_at}")]
     Cooldown {
         /// When a manual sync is allowed again.
         allowed_at: DateTime<Utc>,

@@ -215,3 +215,38 @@ fn t5_metadata_next_due_is_the_earliest_device() {
         "a new device is due now"
     );
 }
+
+#[test]
+fn t5_m6_a_device_without_serial_is_never_due() {
+    // A refresh skips it (M6) and records nothing, so counting it would make the workspace due forever.
+    let p = SyncPolicy::default();
+    let ws = given(connected_workspace(Provider::Jamf, 1))
+        .and_command(Command::RegisterDevice {
+            device_id: DeviceId(Uuid::from_u128(78)),
+            serial_number: None,
+            name: None,
+        })
+        .state;
+    assert_eq!(
+        p.metadata_next_due(&ws, t0() + TimeDelta::hours(1)),
+        Some(t0() + TimeDelta::days(1))
+    );
+}
+
+#[test]
+fn t2_refusal_names_the_time_not_a_fixed_duration() {
+    let p = SyncPolicy {
+        cooldown: TimeDelta::seconds(60),
+        ..SyncPolicy::default()
+    };
+    let ws = synced_at(TimeDelta::zero());
+    let Admission::Refused(refusal) = p.admit(&ws, SyncTrigger::Manual, t0(), false) else {
+        panic!("not refused")
+    };
+    let text = refusal.to_string();
+    assert!(
+        text.contains(&(t0() + TimeDelta::seconds(60)).to_string()),
+        "{text}"
+    );
+    assert!(!text.contains("15 minutes"), "{text}");
+}
