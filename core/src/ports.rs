@@ -50,6 +50,8 @@ pub enum Capability {
     No,
     /// Not checked (checking would have side effects).
     Unknown,
+    /// The provider has no API for it (A1: JumpCloud has no force sync).
+    Unsupported,
 }
 
 /// What the credential test (C1) found out (A7).

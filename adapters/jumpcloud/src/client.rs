@@ -269,7 +269,7 @@ impl MdmClient for JumpCloudClient {
         Ok(CredentialCheck {
             group_sync: Capability::Yes,
             metadata,
-            force_sync: Capability::No,
+            force_sync: Capability::Unsupported,
             server_version: None,
         })
     }

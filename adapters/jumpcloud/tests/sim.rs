@@ -480,7 +480,11 @@ async fn c1_credential_test_reports_capabilities_and_kinds() {
     let check = client(&sim).validate_credentials().await.unwrap();
     assert_eq!(check.group_sync, Capability::Yes);
     assert_eq!(check.metadata, Capability::Yes);
-    assert_eq!(check.force_sync, Capability::No);
+    assert_eq!(
+        check.force_sync,
+        Capability::Unsupported,
+        "A1: JumpCloud has no force sync"
+    );
 
     let mut bad = sim.credentials();
     bad.insert("api_key".into(), "wrong-api-key-value".into());

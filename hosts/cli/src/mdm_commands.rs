@@ -44,6 +44,7 @@ fn capability(c: Capability) -> &'static str {
         Capability::Yes => "yes",
         Capability::No => "NO",
         Capability::Unknown => "not checked",
+        Capability::Unsupported => "not supported by the provider",
     }
 }
 
