@@ -381,8 +381,8 @@ pub enum Event {
     DeviceMetadataRecorded {
         /// The device.
         device_id: DeviceId,
-        /// What the MDM said.
-        metadata: MdmMetadata,
+        /// What the MDM said (boxed: keeps `Event` small).
+        metadata: Box<MdmMetadata>,
         /// When it was fetched (M2 counts from here).
         fetched_at: DateTime<Utc>,
         /// How many other MDM records had the same serial (M6); 0 if unambiguous.
@@ -491,8 +491,8 @@ pub enum Event {
         started_at: DateTime<Utc>,
         /// When it ended.
         finished_at: DateTime<Utc>,
-        /// What it did.
-        report: SyncReport,
+        /// What it did (boxed: keeps `Event` small, 500,000 of them make one initial sync).
+        report: Box<SyncReport>,
         /// Digest of the snapshot applied.
         snapshot_digest: String,
     },
@@ -523,8 +523,8 @@ pub enum Event {
         finished_at: DateTime<Utc>,
         /// Why.
         reason: HoldReason,
-        /// What it would have done.
-        report: SyncReport,
+        /// What it would have done (boxed, as in `SyncSucceeded`).
+        report: Box<SyncReport>,
         /// Digest of the held snapshot; confirmation applies only this content.
         snapshot_digest: String,
     },

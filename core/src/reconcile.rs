@@ -90,19 +90,20 @@ pub fn plan_sync(
     let mut to_name: Vec<Naming<'_>> = Vec::new();
     let mut mirrored: Vec<(GroupId, &MdmGroupId)> = Vec::new();
     let mut seen_synced: HashSet<GroupId> = HashSet::new();
-    for (mdm_id, g) in snapshot.groups() {
-        if ws.excluded.contains(&(provider, mdm_id.clone())) {
+    for (&mdm_id, g) in snapshot.groups() {
+        let key = (provider, mdm_id.clone());
+        if ws.excluded.contains(&key) {
             report.excluded += 1;
             continue;
         }
-        match ws.synced.get(&(provider, mdm_id.clone())) {
+        match ws.synced.get(&key) {
             Some(&gid) => {
                 seen_synced.insert(gid);
                 let current = &ws.groups[&gid];
-                if current.mdm_name.as_deref() != Some(g.name.as_str()) {
+                if current.mdm_name.as_deref() != Some(g.name) {
                     to_name.push(Naming {
                         mdm_group_id: mdm_id,
-                        mdm_name: &g.name,
+                        mdm_name: g.name,
                         existing: Some(gid),
                     });
                 }
@@ -110,7 +111,7 @@ pub fn plan_sync(
             }
             None => to_name.push(Naming {
                 mdm_group_id: mdm_id,
-                mdm_name: &g.name,
+                mdm_name: g.name,
                 existing: None,
             }),
         }
@@ -175,9 +176,11 @@ pub fn plan_sync(
         }
     }
 
-    // 3. G3 membership, for every group that mirrors an MDM group after this sync.
+    // 3. G3 membership, for every group that mirrors an MDM group after this sync. Matched
+    //    devices are collected as a sorted vector and merged against the current (sorted) set:
+    //    no set is built per group.
     let mut member_events = Vec::new();
-    let mut unmatched: BTreeSet<&MdmDeviceId> = BTreeSet::new();
+    let mut unmatched: HashSet<&MdmDeviceId> = HashSet::new();
     let mut largest_removal: Option<HoldReason> = None;
     let th = &ws.thresholds;
     let mut all: Vec<(GroupId, &MdmGroupId, bool)> =
@@ -185,43 +188,62 @@ pub fn plan_sync(
     all.extend(created.iter().map(|(g, m)| (*g, *m, true)));
     all.sort_by(|a, b| a.1.naming_order().cmp(&b.1.naming_order()));
     let empty = BTreeSet::new();
+    let mut matched: Vec<(DeviceId, &MdmDeviceId)> = Vec::new();
+    let mut added: Vec<(DeviceId, &MdmDeviceId)> = Vec::new();
     for (gid, mdm_id, is_new) in all {
         let mdm_group = &snapshot.groups()[mdm_id];
-        let mut matched: BTreeSet<DeviceId> = BTreeSet::new();
-        for m in &mdm_group.members {
+        matched.clear();
+        for &m in &mdm_group.members {
             match ws.by_mdm_device.get(m) {
-                Some(devices) => matched.extend(devices.iter().copied()),
+                Some(devices) => matched.extend(devices.as_slice().iter().map(|d| (*d, m))),
                 None => {
                     unmatched.insert(m);
                 }
             }
         }
+        matched.sort_unstable_by_key(|(d, _)| *d);
+        matched.dedup_by_key(|(d, _)| *d);
         let current = if is_new {
             &empty
         } else {
             &ws.groups[&gid].members
         };
+        // Merge two sorted sequences: in `current` only → removed; in `matched` only → added.
+        added.clear();
         let mut removed = 0u64;
-        for d in current.difference(&matched) {
+        let mut cur = current.iter().peekable();
+        for &(d, via) in &matched {
+            while let Some(&&c) = cur.peek() {
+                if c < d {
+                    removed += 1;
+                    member_events.push(Event::MemberRemoved {
+                        group_id: gid,
+                        device_id: c,
+                    });
+                    cur.next();
+                } else {
+                    break;
+                }
+            }
+            if cur.peek() == Some(&&d) {
+                cur.next();
+            } else {
+                added.push((d, via));
+            }
+        }
+        for &c in cur {
             removed += 1;
             member_events.push(Event::MemberRemoved {
                 group_id: gid,
-                device_id: *d,
+                device_id: c,
             });
         }
-        for d in matched.difference(current) {
-            let via = ws
-                .devices
-                .get(d)
-                .and_then(|dev| dev.metadata.as_ref())
-                .map(|m| m.mdm_device_id.clone());
-            member_events.push(Event::MemberAdded {
-                group_id: gid,
-                device_id: *d,
-                via,
-            });
-        }
-        report.members_added += (matched.len() - current.intersection(&matched).count()) as u64;
+        report.members_added += added.len() as u64;
+        member_events.extend(added.iter().map(|&(d, via)| Event::MemberAdded {
+            group_id: gid,
+            device_id: d,
+            via: Some(via.clone()),
+        }));
         report.members_removed += removed;
         let size = current.len() as u64;
         if largest_removal.is_none()
@@ -250,7 +272,7 @@ pub fn plan_sync(
                 started_at,
                 finished_at: now,
                 reason,
-                report: report.clone(),
+                report: Box::new(report.clone()),
                 snapshot_digest: snapshot.digest().to_owned(),
             }),
             None => {
@@ -260,7 +282,7 @@ pub fn plan_sync(
                     trigger,
                     started_at,
                     finished_at: now,
-                    report: report.clone(),
+                    report: Box::new(report.clone()),
                     snapshot_digest: snapshot.digest().to_owned(),
                 })
             }

@@ -561,11 +561,11 @@ impl<S: EventStore, C: Clock, I: IdGenerator> SyncService<S, C, I> {
 fn result_of(events: &[EventEnvelope]) -> SyncResult {
     match events.last().map(|e| &e.event) {
         Some(Event::SyncSucceeded { report, .. }) => SyncResult::Succeeded {
-            report: report.clone(),
+            report: (**report).clone(),
         },
         Some(Event::SyncHeld { reason, report, .. }) => SyncResult::Held {
             reason: reason.clone(),
-            report: report.clone(),
+            report: (**report).clone(),
         },
         Some(Event::SyncFailed { kind, message, .. }) => SyncResult::Failed {
             error_kind: *kind,

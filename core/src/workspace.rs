@@ -12,6 +12,7 @@ use crate::provider::{Plan, Provider};
 use crate::reconcile;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What a decision needs from outside: the time, who acts, the sync it belongs to, and why.
@@ -254,7 +255,7 @@ pub struct Workspace {
     pub(crate) connection: Option<Connection>,
     pub(crate) thresholds: SafetyThresholds,
     pub(crate) devices: BTreeMap<DeviceId, Device>,
-    pub(crate) by_mdm_device: HashMap<MdmDeviceId, BTreeSet<DeviceId>>,
+    pub(crate) by_mdm_device: HashMap<MdmDeviceId, DeviceSet>,
     pub(crate) groups: BTreeMap<GroupId, Group>,
     pub(crate) synced: HashMap<(Provider, MdmGroupId), GroupId>,
     pub(crate) names: HashMap<String, GroupId>,
@@ -269,6 +270,57 @@ pub struct Workspace {
 impl Default for Workspace {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The devices one MDM device id matches (G3). Almost always one, kept inline: reconciling
+/// 500,000 memberships looks this up 500,000 times, and a heap node per entry would be one more
+/// cache miss each time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DeviceSet {
+    /// One device (the usual case).
+    One(DeviceId),
+    /// Several devices with one MDM id (duplicate serials, M6): sorted, at least two.
+    Many(Vec<DeviceId>),
+}
+
+impl DeviceSet {
+    pub(crate) fn as_slice(&self) -> &[DeviceId] {
+        match self {
+            DeviceSet::One(d) => std::slice::from_ref(d),
+            DeviceSet::Many(v) => v,
+        }
+    }
+
+    fn insert(&mut self, d: DeviceId) {
+        match self {
+            DeviceSet::One(one) if *one == d => {}
+            DeviceSet::One(one) => {
+                let mut v = vec![*one, d];
+                v.sort_unstable();
+                *self = DeviceSet::Many(v);
+            }
+            DeviceSet::Many(v) => {
+                if let Err(at) = v.binary_search(&d) {
+                    v.insert(at, d);
+                }
+            }
+        }
+    }
+
+    /// Removes `d`; true if nothing is left.
+    fn remove(&mut self, d: DeviceId) -> bool {
+        match self {
+            DeviceSet::One(one) => *one == d,
+            // At least two before, so at least one after.
+            DeviceSet::Many(v) => {
+                v.retain(|x| *x != d);
+                if let [last] = v.as_slice() {
+                    *self = DeviceSet::One(*last);
+                }
+                false
+            }
+        }
     }
 }
 
@@ -354,8 +406,8 @@ impl Workspace {
         &self.excluded
     }
     /// Devices whose metadata carries this MDM device id (G3).
-    pub fn devices_with_mdm_id(&self, id: &MdmDeviceId) -> Option<&BTreeSet<DeviceId>> {
-        self.by_mdm_device.get(id)
+    pub fn devices_with_mdm_id(&self, id: &MdmDeviceId) -> &[DeviceId] {
+        self.by_mdm_device.get(id).map_or(&[], DeviceSet::as_slice)
     }
     /// The last sync, whatever its outcome.
     pub fn last_sync(&self) -> Option<&LastSync> {
@@ -435,13 +487,15 @@ impl Workspace {
             } => {
                 self.unindex_device(*device_id);
                 if let Some(d) = self.devices.get_mut(device_id) {
-                    d.metadata = Some(metadata.clone());
+                    d.metadata = Some((**metadata).clone());
                     d.metadata_checked_at = Some(*fetched_at);
                     d.ambiguous_candidates = *ambiguous_candidates;
-                    self.by_mdm_device
-                        .entry(metadata.mdm_device_id.clone())
-                        .or_default()
-                        .insert(*device_id);
+                    match self.by_mdm_device.entry(metadata.mdm_device_id.clone()) {
+                        Entry::Occupied(mut set) => set.get_mut().insert(*device_id),
+                        Entry::Vacant(slot) => {
+                            slot.insert(DeviceSet::One(*device_id));
+                        }
+                    }
                 }
             }
             Event::DeviceMetadataCleared {
@@ -656,8 +710,7 @@ impl Workspace {
             return;
         };
         if let Some(set) = self.by_mdm_device.get_mut(&old.mdm_device_id) {
-            set.remove(&device_id);
-            if set.is_empty() {
+            if set.remove(device_id) {
                 self.by_mdm_device.remove(&old.mdm_device_id);
             }
         }
@@ -816,7 +869,7 @@ impl Workspace {
                 Ok(match metadata {
                     Some(metadata) => vec![Event::DeviceMetadataRecorded {
                         device_id,
-                        metadata,
+                        metadata: Box::new(metadata),
                         fetched_at: ctx.now,
                         ambiguous_candidates,
                     }],
@@ -998,7 +1051,7 @@ impl Workspace {
     pub fn preview_report(&self, events: &[Event]) -> Option<SyncReport> {
         events.iter().rev().find_map(|e| match e {
             Event::SyncSucceeded { report, .. } | Event::SyncHeld { report, .. } => {
-                Some(report.clone())
+                Some((**report).clone())
             }
             _ => None,
         })

@@ -13,7 +13,7 @@ fn synced_at(offset: TimeDelta) -> Workspace {
         trigger: SyncTrigger::Scheduled,
         started_at: started,
         finished_at: started,
-        report: SyncReport::default(),
+        report: Box::default(),
         snapshot_digest: String::new(),
     }])
     .state
@@ -184,7 +184,7 @@ fn t1_failures_back_off_exponentially_and_reset_on_success() {
         trigger: SyncTrigger::Scheduled,
         started_at: t0() + TimeDelta::hours(7),
         finished_at: t0() + TimeDelta::hours(7),
-        report: SyncReport::default(),
+        report: Box::default(),
         snapshot_digest: String::new(),
     });
     assert_eq!(ok.consecutive_failures(), 0);

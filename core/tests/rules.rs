@@ -156,6 +156,42 @@ fn g3_members_are_matched_by_mdm_device_id_and_unmatched_are_counted() {
 }
 
 #[test]
+fn g3_m6_two_devices_with_one_mdm_id_both_join_and_leave_independently() {
+    use mdmsync_core::MdmMetadata;
+    let meta = |id: &str| MdmMetadata {
+        mdm_device_id: id.into(),
+        mdm_user_id: None,
+        mdm_display_name: None,
+        console_url: None,
+    };
+    // Devices 0 and 1 both resolve to MDM device m0 (a duplicated serial, M6).
+    let g = jamf(2).and_command(Command::RecordDeviceMetadata {
+        device_id: device(1),
+        metadata: Some(meta("m0")),
+        ambiguous_candidates: 1,
+    });
+    assert_eq!(
+        g.state.devices_with_mdm_id(&mdm_device(0)),
+        [device(0), device(1)]
+    );
+    let g = g.and_synced(snap().with_group("1", "A", ["m0"]));
+    let gid = synced_id(&g.state, "1");
+    assert_eq!(
+        g.state.group(gid).unwrap().members,
+        [device(0), device(1)].into()
+    );
+    // Device 1 is re-matched elsewhere: the next sync removes only it.
+    let g = g.and_command(Command::RecordDeviceMetadata {
+        device_id: device(1),
+        metadata: Some(meta("m9")),
+        ambiguous_candidates: 0,
+    });
+    assert_eq!(g.state.devices_with_mdm_id(&mdm_device(0)), [device(0)]);
+    let ws = g.when_synced(snap().with_group("1", "A", ["m0"])).state();
+    assert_eq!(ws.group(gid).unwrap().members, [device(0)].into());
+}
+
+#[test]
 fn g3_membership_follows_the_mdm_both_ways() {
     let g = jamf(4).and_synced(snap().with_group("1", "A", members(0..3)));
     let then = g.when_synced(snap().with_group("1", "A", members(2..4)));
@@ -774,7 +810,7 @@ fn m1_metadata_recorded_and_not_found_clears_it() {
         "the check is recorded so M2 waits"
     );
     assert!(
-        ws.devices_with_mdm_id(&mdm_device(0)).is_none(),
+        ws.devices_with_mdm_id(&mdm_device(0)).is_empty(),
         "G3 no longer matches it"
     );
 }

@@ -52,8 +52,7 @@ proptest! {
             let gid = ws.synced_group(Provider::Jamf, &g.id).expect("mirrored");
             mirrored.insert(gid);
             let expected: BTreeSet<_> = g.members.iter()
-                .filter_map(|m| ws.devices_with_mdm_id(m))
-                .flatten()
+                .flat_map(|m| ws.devices_with_mdm_id(m))
                 .copied()
                 .collect();
             prop_assert_eq!(&ws.group(gid).unwrap().members, &expected);

@@ -147,12 +147,12 @@ fn main() {
             },
             Event::DeviceMetadataRecorded {
                 device_id,
-                metadata: MdmMetadata {
+                metadata: Box::new(MdmMetadata {
                     mdm_device_id: mdm_id(n).into(),
                     mdm_user_id: Some(format!("u{n}").into()),
                     mdm_display_name: Some(format!("User {n}")),
                     console_url: Some(format!("https://bench.jamfcloud.com/computers.html?id={n}")),
-                },
+                }),
                 fetched_at: now,
                 ambiguous_candidates: 0,
             },
