@@ -135,26 +135,36 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     opts.tls = args.tls;
     opts.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let sim = Simulator::start(opts).await?;
-    println!("listening on {}", sim.origin());
-    println!("api base: {}", sim.base_url());
+    // The banner goes to whoever reads it; a reader that stops after the first line (tests,
+    // `head -1`) must not make the simulator panic, so write errors are ignored.
+    say(&format!("listening on {}", sim.origin()));
+    say(&format!("api base: {}", sim.base_url()));
     if let Some(t) = sim.token_url() {
-        println!("token url: {t}");
+        say(&format!("token url: {t}"));
     }
     if let Some(pem) = sim.ca_cert_pem() {
         match &args.ca_out {
             Some(path) => {
                 std::fs::write(path, pem)?;
-                println!("ca certificate: {}", path.display());
+                say(&format!("ca certificate: {}", path.display()));
             }
-            None => print!("{pem}"),
+            None => say(pem.trim_end()),
         }
     }
     let fields: Vec<String> = sim.credentials().into_keys().collect();
-    println!(
+    say(&format!(
         "credentials: the scenario's {} (defaults in --help)",
         fields.join(", ")
-    );
+    ));
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(())
+}
+
+/// Writes one line to stdout and flushes it; a closed stdout is not an error worth dying for.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
