@@ -113,7 +113,9 @@ pub struct SyncOutcome {
     pub started_at: Option<DateTime<Utc>>,
     /// How it ended.
     pub result: SyncResult,
-    /// The events appended (or, for a dry run, planned).
+    /// For a dry run, every planned event. For a sync that ran, only its last event (the
+    /// `SyncSucceeded`, `SyncFailed` or `SyncHeld` that says how it ended): the rest is in the
+    /// store, and copying half a million envelopes to return them would double the memory.
     pub events: Vec<EventEnvelope>,
     /// True for a dry run: nothing was appended.
     pub dry_run: bool,
@@ -254,6 +256,7 @@ impl<S: EventStore, C: Clock, I: IdGenerator> SyncService<S, C, I> {
         &self,
         workspace: WorkspaceId,
         ctx: &Context,
+        keep: Keep,
         mut decide: F,
     ) -> Result<Vec<EventEnvelope>, ServiceError>
     where
@@ -273,12 +276,15 @@ impl<S: EventStore, C: Clock, I: IdGenerator> SyncService<S, C, I> {
             } else {
                 ExpectedVersion::Exact(loaded.version)
             };
-            match self
-                .store
-                .append(workspace, expected, envelopes.clone())
-                .await
-            {
-                Ok(_) => return Ok(envelopes),
+            // The store takes the batch; only what the caller asked to keep is copied first
+            // (a sync of 500,000 memberships would otherwise hold every envelope twice).
+            let kept = match keep {
+                Keep::All => envelopes.clone(),
+                Keep::Last => envelopes.last().cloned().into_iter().collect(),
+                Keep::None => Vec::new(),
+            };
+            match self.store.append(workspace, expected, envelopes).await {
+                Ok(_) => return Ok(kept),
                 Err(StoreError::Conflict { .. }) if attempts <= self.max_retries => continue,
                 Err(StoreError::Conflict { .. }) => {
                     return Err(ServiceError::TooManyConflicts { attempts });
@@ -297,7 +303,7 @@ impl<S: EventStore, C: Clock, I: IdGenerator> SyncService<S, C, I> {
     ) -> Result<Vec<EventEnvelope>, ServiceError> {
         let ctx = Context::command(self.clock.now(), actor, command.name());
         let is_create = matches!(command, Command::CreateWorkspace { .. });
-        self.decide_and_append(workspace, &ctx, |ws| {
+        self.decide_and_append(workspace, &ctx, Keep::All, |ws| {
             if !is_create && ws.id().is_none() {
                 return Err(ServiceError::UnknownWorkspace(workspace));
             }
@@ -360,8 +366,10 @@ impl<S: EventStore, C: Clock, I: IdGenerator> SyncService<S, C, I> {
                 message: e.message(),
             },
         };
-        let events = if request.dry_run {
-            let plan = match &command {
+        // Decides on a state without copying the snapshot (it may hold 500,000 members and
+        // is decided again after a conflict, G10).
+        let plan = |ws: &Workspace| -> Result<Vec<Event>, ServiceError> {
+            Ok(match &command {
                 Command::ApplySnapshot {
                     snapshot,
                     trigger,
@@ -369,7 +377,7 @@ impl<S: EventStore, C: Clock, I: IdGenerator> SyncService<S, C, I> {
                     confirm,
                 } => {
                     plan_sync(
-                        &loaded.state,
+                        ws,
                         snapshot,
                         sync_id,
                         *trigger,
@@ -379,11 +387,13 @@ impl<S: EventStore, C: Clock, I: IdGenerator> SyncService<S, C, I> {
                     )?
                     .events
                 }
-                other => loaded.state.decide(other.clone(), &ctx)?,
-            };
-            ctx.envelopes(workspace, plan)
+                other => ws.decide(other.clone(), &ctx)?,
+            })
+        };
+        let events = if request.dry_run {
+            ctx.envelopes(workspace, plan(&loaded.state)?)
         } else {
-            self.decide_and_append(workspace, &ctx, |ws| Ok(ws.decide(command.clone(), &ctx)?))
+            self.decide_and_append(workspace, &ctx, Keep::Last, plan)
                 .await?
         };
         let result = result_of(&events);
@@ -515,7 +525,7 @@ impl<S: EventStore, C: Clock, I: IdGenerator> SyncService<S, C, I> {
             sync_id: None,
             cause: Cause::MetadataRefresh,
         };
-        self.decide_and_append(workspace, &ctx, |ws| {
+        self.decide_and_append(workspace, &ctx, Keep::None, |ws| {
             let mut events = Vec::new();
             for c in &commands {
                 match ws.decide(c.clone(), &ctx) {
@@ -555,6 +565,17 @@ impl<S: EventStore, C: Clock, I: IdGenerator> SyncService<S, C, I> {
             .await
             .map_err(ServiceError::Mdm)
     }
+}
+
+/// Which of the appended envelopes `decide_and_append` hands back.
+#[derive(Clone, Copy, Debug)]
+enum Keep {
+    /// All of them (user commands: a handful).
+    All,
+    /// The last one (a sync: its outcome).
+    Last,
+    /// None (metadata refresh reports counts).
+    None,
 }
 
 /// Reads a sync's result off its events (the last one says how it ended).

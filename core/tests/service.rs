@@ -225,8 +225,21 @@ fn g12_every_sync_event_carries_actor_sync_id_and_time() {
             .await
             .unwrap();
         let sync_id = out.sync_id.unwrap();
-        assert!(out.events.len() > 3);
-        for e in &out.events {
+        // The outcome carries only the last event; the store has all of them.
+        assert_eq!(out.events.len(), 1);
+        assert!(matches!(out.events[0].event, Event::SyncSucceeded { .. }));
+        let stored: Vec<EventEnvelope> = svc
+            .store()
+            .read_all(Position(0), 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.envelope)
+            .filter(|e| e.meta.sync_id == Some(sync_id))
+            .collect();
+        assert!(stored.len() > 3, "group and member events of the sync");
+        assert_eq!(stored.last(), out.events.last());
+        for e in &stored {
             assert_eq!(e.meta.sync_id, Some(sync_id));
             assert_eq!(e.meta.actor, Actor::ApiCaller("console".into()));
             assert_eq!(e.meta.recorded_at, t0() + TimeDelta::minutes(20));
@@ -347,10 +360,26 @@ fn g11_held_sync_is_applied_only_by_confirmation() {
             "{:?}",
             out.result
         );
+        let confirming = out.sync_id.unwrap();
+        let stored: Vec<RecordedEvent> = svc
+            .store()
+            .read_all(Position(0), 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.envelope.meta.sync_id == Some(confirming))
+            .collect();
         assert!(
-            out.events
+            matches!(stored[0].envelope.event, Event::SyncConfirmed { held_sync_id } if held_sync_id == held)
+        );
+        assert!(
+            stored.len() >= 4,
+            "SyncConfirmed, two detaches, SyncSucceeded"
+        );
+        assert!(
+            stored
                 .iter()
-                .all(|e| e.meta.cause == Cause::Confirmation { held_sync: held })
+                .all(|e| e.envelope.meta.cause == Cause::Confirmation { held_sync: held })
         );
     });
 }
