@@ -46,7 +46,7 @@ pub use event::{
 };
 pub use ids::{DeviceId, GroupId, MdmDeviceId, MdmGroupId, MdmUserId, SyncId, WorkspaceId};
 pub use memory::{InMemoryEventStore, InMemoryVault};
-pub use policy::{Admission, Refusal, SyncPolicy};
+pub use policy::{Admission, Refusal, ScheduleFacts, SyncPolicy};
 pub use ports::{
     AppendOutcome, Capability, Clock, CredentialCheck, CredentialVault, EventStore,
     ExpectedVersion, IdGenerator, MdmClient, MdmDeviceRecord, StoreError, VaultError,

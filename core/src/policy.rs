@@ -36,6 +36,35 @@ impl Default for SyncPolicy {
     }
 }
 
+/// What the schedule (T1, T2, G1 and the failure backoff) depends on: a few facts of a
+/// workspace, which a read model can keep without folding the whole [`Workspace`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScheduleFacts {
+    /// The workspace (its jitter, T1).
+    pub workspace_id: WorkspaceId,
+    /// Its plan (G1).
+    pub plan: Plan,
+    /// Whether an MDM is connected.
+    pub connected: bool,
+    /// When the last sync started, whatever its outcome (T1, T2).
+    pub last_sync_started_at: Option<DateTime<Utc>>,
+    /// Failed syncs since the last success (backoff, decision 0009).
+    pub consecutive_failures: u32,
+}
+
+impl ScheduleFacts {
+    /// The facts of a workspace; `None` before it is created.
+    pub fn of(ws: &Workspace) -> Option<Self> {
+        Some(Self {
+            workspace_id: ws.id()?,
+            plan: ws.plan(),
+            connected: ws.connection().is_some(),
+            last_sync_started_at: ws.last_sync().map(|l| l.started_at),
+            consecutive_failures: ws.consecutive_failures(),
+        })
+    }
+}
+
 /// Why a sync may not start now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "reason", rename_all = "snake_case")]
@@ -86,15 +115,24 @@ impl SyncPolicy {
     /// consecutive failure and resets on success ([`SyncPolicy::failure_delay`]). `None` if the
     /// workspace cannot sync (G1, not connected).
     pub fn next_scheduled_at(&self, ws: &Workspace, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let id = ws.id()?;
-        if ws.connection().is_none() || !ws.plan().syncs_groups() {
+        self.next_scheduled_for(&ScheduleFacts::of(ws)?, now)
+    }
+
+    /// [`SyncPolicy::next_scheduled_at`] from the facts alone, for read models that keep those
+    /// facts and not a whole [`Workspace`].
+    pub fn next_scheduled_for(
+        &self,
+        facts: &ScheduleFacts,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if !facts.connected || !facts.plan.syncs_groups() {
             return None;
         }
-        Some(match ws.last_sync() {
-            Some(last) if ws.consecutive_failures() > 0 => {
-                last.started_at + self.failure_delay(ws.consecutive_failures())
+        Some(match facts.last_sync_started_at {
+            Some(started) if facts.consecutive_failures > 0 => {
+                started + self.failure_delay(facts.consecutive_failures)
             }
-            Some(last) => last.started_at + self.interval + self.jitter(id),
+            Some(started) => started + self.interval + self.jitter(facts.workspace_id),
             None => now,
         })
     }
@@ -124,7 +162,16 @@ impl SyncPolicy {
 
     /// T2: when a manual sync is allowed (`None`: now).
     pub fn manual_allowed_at(&self, ws: &Workspace, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let allowed = ws.last_sync()?.started_at + self.cooldown;
+        self.manual_allowed_for(&ScheduleFacts::of(ws)?, now)
+    }
+
+    /// [`SyncPolicy::manual_allowed_at`] from the facts alone.
+    pub fn manual_allowed_for(
+        &self,
+        facts: &ScheduleFacts,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let allowed = facts.last_sync_started_at? + self.cooldown;
         (allowed > now).then_some(allowed)
     }
 

@@ -1047,7 +1047,7 @@ impl Workspace {
         Ok(())
     }
 
-    /// Tests that matter to G11 reports: the report of a planned sync, without its events.
+    /// The report inside a sync's last event (`SyncSucceeded` or `SyncHeld`), if there is one.
     pub fn preview_report(&self, events: &[Event]) -> Option<SyncReport> {
         events.iter().rev().find_map(|e| match e {
             Event::SyncSucceeded { report, .. } | Event::SyncHeld { report, .. } => {

@@ -17,8 +17,8 @@ use crate::query::{
 use crate::upcast::Upcasters;
 use chrono::{DateTime, Utc};
 use mdmsync_core::{
-    ConnectionSettings, DeviceId, ErrorKind, Event, GroupId, GroupSource, Plan, Position,
-    RecordedEvent, SyncPolicy, WorkspaceId,
+    DeviceId, Event, GroupId, GroupSource, Plan, Position, RecordedEvent, ScheduleFacts,
+    SyncPolicy, WorkspaceId,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -146,71 +146,26 @@ impl Sql {
     }
 }
 
-/// The core's policy needs a `Workspace`; the projection keeps only what the policy reads
-/// (plan, connection, last sync start), so a small stand-in is folded from those facts.
+/// Due times from the core's policy, fed the few facts the projection keeps (plan, connection,
+/// last sync start, failures since the last success).
 fn schedule(
     policy: &SyncPolicy,
     row: &WorkspaceRow,
 ) -> (bool, Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-    let mut ws = mdmsync_core::Workspace::new();
-    ws.apply(&Event::WorkspaceCreated {
+    let facts = ScheduleFacts {
         workspace_id: row.workspace_id,
-        name: String::new(),
         plan: row.plan,
-    });
-    if let Some(provider) = row.provider {
-        ws.apply(&Event::ProviderConnected {
-            provider,
-            previous: None,
-            settings: ConnectionSettings::default(),
-        });
-    }
-    if let Some(last) = &row.last_sync {
-        // The policy reads the last sync's start and the failures since the last success
-        // (backoff); replaying that many failures of the last sync's timing reproduces both.
-        // The backoff stops growing long before 64 doublings.
-        let failures = row.consecutive_failures.min(64);
-        let failed = |ws: &mut mdmsync_core::Workspace| {
-            ws.apply(&Event::SyncFailed {
-                sync_id: last.sync_id,
-                trigger: last.trigger,
-                started_at: last.started_at,
-                finished_at: last.finished_at,
-                kind: ErrorKind::ServerError,
-                message: String::new(),
-            })
-        };
-        for _ in 0..failures {
-            failed(&mut ws);
-        }
-        match last.outcome {
-            SyncOutcome::Failed if failures > 0 => {}
-            SyncOutcome::Failed => failed(&mut ws),
-            SyncOutcome::Succeeded => ws.apply(&Event::SyncSucceeded {
-                sync_id: last.sync_id,
-                trigger: last.trigger,
-                started_at: last.started_at,
-                finished_at: last.finished_at,
-                report: Default::default(),
-                snapshot_digest: String::new(),
-            }),
-            SyncOutcome::Held => ws.apply(&Event::SyncHeld {
-                sync_id: last.sync_id,
-                trigger: last.trigger,
-                started_at: last.started_at,
-                finished_at: last.finished_at,
-                reason: mdmsync_core::HoldReason::EmptySnapshot { synced_groups: 0 },
-                report: Default::default(),
-                snapshot_digest: String::new(),
-            }),
-        }
-    }
+        connected: row.provider.is_some(),
+        last_sync_started_at: row.last_sync.as_ref().map(|l| l.started_at),
+        consecutive_failures: row.consecutive_failures,
+    };
     // "Now" at the beginning of time: the policy then reports the raw instants, which do not
     // depend on when the projection ran (so a rebuild equals the live rows).
     let epoch = DateTime::<Utc>::MIN_UTC;
-    let enabled = policy.next_scheduled_at(&ws, epoch).is_some();
-    let next = policy.next_scheduled_at(&ws, epoch).filter(|t| *t != epoch);
-    let manual = policy.manual_allowed_at(&ws, epoch);
+    let next_or_now = policy.next_scheduled_for(&facts, epoch);
+    let enabled = next_or_now.is_some();
+    let next = next_or_now.filter(|t| *t != epoch);
+    let manual = policy.manual_allowed_for(&facts, epoch);
     (enabled, manual, next)
 }
 
