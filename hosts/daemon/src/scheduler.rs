@@ -100,26 +100,6 @@ pub fn next_sync_at(
     })
 }
 
-/// T5 / M2: when the next device falls due for a metadata refresh: never checked (or cleared
-/// by C4) → now, else `metadata_max_age` after its last check. Devices without a serial number
-/// are left out: a refresh skips them (M6) without recording a check, so counting them would
-/// make the workspace due forever. `None` without a connection or such devices.
-pub fn metadata_next_due(
-    ws: &Workspace,
-    policy: &SyncPolicy,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    ws.connection()?;
-    ws.devices()
-        .values()
-        .filter(|d| d.serial_number.is_some())
-        .map(|d| {
-            d.metadata_checked_at
-                .map_or(now, |at| at + policy.metadata_max_age)
-        })
-        .min()
-}
-
 /// What a job does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Work {
@@ -182,7 +162,7 @@ impl Entry {
         }
     }
 
-    /// [`metadata_next_due`], with the per-device scan cached per folded version (every round
+    /// [`SyncPolicy::metadata_next_due`], with the per-device scan cached per folded version (every round
     /// asks; the devices only change with new events).
     fn metadata_due_at(
         &mut self,
@@ -692,7 +672,7 @@ impl Scheduler {
             }),
             running: e.running,
             consecutive_failures: ws.consecutive_failures(),
-            metadata_next_due: metadata_next_due(ws, policy, now),
+            metadata_next_due: policy.metadata_next_due(ws, now),
             scheduler_error: e.local.clone(),
         })
     }
@@ -1350,7 +1330,7 @@ mod tests {
         assert_eq!(next_sync_at(&ws, None, &policy, t0()), None);
         // The testkit workspace has metadata checked at t0: due a day later (M2, M5).
         assert_eq!(
-            metadata_next_due(&ws, &policy, t0()),
+            policy.metadata_next_due(&ws, t0()),
             Some(t0() + policy.metadata_max_age)
         );
     }
@@ -1364,7 +1344,7 @@ mod tests {
         let later = t0() + TimeDelta::hours(30);
         assert_eq!(
             e.metadata_due_at(&policy, later),
-            metadata_next_due(&e.state, &policy, later)
+            policy.metadata_next_due(&e.state, later)
         );
         // A new device, never checked: due now, and the cache sees it with the new version.
         let ctx = Context::command(t0(), Actor::Operator("t".into()), "register");
@@ -1386,7 +1366,7 @@ mod tests {
         for now in [t0(), later] {
             assert_eq!(
                 e.metadata_due_at(&policy, now),
-                metadata_next_due(&e.state, &policy, now),
+                policy.metadata_next_due(&e.state, now),
                 "{now}"
             );
         }
@@ -1411,6 +1391,6 @@ mod tests {
         {
             ws.apply(&e);
         }
-        assert_eq!(metadata_next_due(&ws, &policy, t0()), None);
+        assert_eq!(policy.metadata_next_due(&ws, t0()), None);
     }
 }
