@@ -209,11 +209,12 @@ impl App {
                 return Ok(g);
             }
         }
-        let wanted = key.trim().to_lowercase();
+        // Group names compare as G4 compares them (trimmed, case-insensitive).
+        let wanted = mdmsync_core::workspace::name_key(key);
         self.store
             .groups(ws)?
             .into_iter()
-            .find(|g| g.name.trim().to_lowercase() == wanted)
+            .find(|g| mdmsync_core::workspace::name_key(&g.name) == wanted)
             .ok_or_else(|| {
                 CliError::Rule(format!(
                     "no group {key:?} in this workspace; `mdmsync groups list` shows ids and names"
